@@ -1,0 +1,104 @@
+"""Run every benchmark and print one combined table (results also in bench/results/*.json).
+
+    .venv/bin/python bench/run_all.py                 # train + topk + e2e (about 25 min)
+    .venv/bin/python bench/run_all.py --only topk,train
+    .venv/bin/python bench/run_all.py --e2e-set train.num_partitions=2 ...
+
+Each benchmark runs in its own process, one after the other (never concurrently: the
+machine has few cores and every ratio is measured within one benchmark's run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PY = sys.executable
+
+
+def run(script: str, *args: str) -> None:
+    cmd = [PY, str(ROOT / "bench" / script), *args]
+    print("$ " + " ".join(cmd), flush=True)
+    env = dict(os.environ)
+    if script == "bench_topk.py":  # numpy GEMM at full speed; this benchmark's command only
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def combined_table(e2e_name: str = "e2e.json") -> str:
+    rows: list[tuple[str, str, str, str]] = []  # metric, measured, target, met
+    tr = load("train.json")
+    if tr:
+        res = tr["results"]
+        g = next(v for k, v in res.items() if k.startswith("gensim"))
+        for name, r in res.items():
+            if name.startswith("gensim"):
+                rows.append((f"train {name}", f"{r['tokens_per_s']:,.0f} tok/s, HR@10 "
+                             f"{r['hr@10']:.4f}", "reference", ""))
+                continue
+            x = r["tokens_per_s"] / g["tokens_per_s"]
+            ok = x >= 2.0 and r["hr@10"] >= g["hr@10"]
+            rows.append((f"train {name}", f"{r['tokens_per_s']:,.0f} tok/s = {x:.2f}x gensim, "
+                         f"HR@10 {r['hr@10']:.4f} ({r['hr@10'] - g['hr@10']:+.4f})",
+                         ">= 2x, HR >= gensim", "yes" if ok else "NO"))
+    tk = load("topk.json")
+    if tk:
+        for n, ratio in tk["ratio_vs_gemm"].items():
+            if n == "gemm":
+                rows.append(("topk numpy GEMM", f"{tk['gflops']['gemm']:.1f} GFLOP/s",
+                             "reference", ""))
+                continue
+            rows.append((f"topk {n}", f"{tk['gflops'][n]:.1f} GFLOP/s = {ratio:.2f} of GEMM "
+                         f"({tk['median_s'][n]:.1f}s)", ">= 0.70" if n != "old" else "(before)",
+                         ("yes" if ratio >= 0.7 else "NO") if n != "old" else ""))
+    e2e = load(e2e_name)
+    if e2e:
+        for r in e2e["runs"]:
+            ok = r["rc"] == 0 and r["wall_s"] <= 300 and r["peak_rss_gb"] <= 6
+            rows.append((f"e2e {r['label']}", f"{r['wall_s']:.0f}s wall, peak RSS "
+                         f"{r['peak_rss_gb']:.2f} GB, rc {r['rc']}",
+                         "<= 300s, <= 6 GB" if r["events"] > 5e6 else "(1M)",
+                         ("yes" if ok else "NO") if r["events"] > 5e6 else ""))
+        for tag, ratio in e2e.get("per_event_ratio", {}).items():
+            rows.append((f"e2e time/event 10M/1M {tag}", f"{ratio:.2f}x", "<= 1.2x",
+                         "yes" if ratio <= 1.2 else "NO"))
+    w = [max(len(r[i]) for r in rows) if rows else 10 for i in range(4)]
+    out = [f"{'benchmark':<{w[0]}}  {'measured':<{w[1]}}  {'target':<{w[2]}}  met"]
+    out += [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:<{w[2]}}  {d}" for a, b, c, d in rows]
+    return "\n".join(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="train,topk,e2e")
+    p.add_argument("--e2e-set", nargs="*", default=[], help="extra --set for the e2e job")
+    p.add_argument("--table-only", action="store_true", help="just print the stored results")
+    a = p.parse_args()
+    if not a.table_only:
+        only = a.only.split(",")
+        if "train" in only:
+            run("bench_train.py")
+        if "topk" in only:
+            run("bench_topk.py", "--old")
+        if "e2e" in only:
+            extra = [x for s in a.e2e_set for x in ("--set", s)]
+            run("bench_e2e.py", *extra)
+    print()
+    print(combined_table())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""The job's stages in order: read -> sessions -> vocabulary -> corpus -> train -> similar ->
+evaluate -> publish. Each stage is a pure function of its module; this file only wires them,
+times them and fills the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyspark
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+import item2vec
+from item2vec import corpus as corpus_mod
+from item2vec import events as events_mod
+from item2vec import sample as sample_mod
+from item2vec import sessions as sessions_mod
+from item2vec import similar as similar_mod
+from item2vec import train as train_mod
+from item2vec import vocabulary as vocab_mod
+from item2vec.config import Config
+from item2vec.errors import BadInput, QualityGateFailed
+from item2vec.faults import fail_first_attempt
+from item2vec.progress import Progress
+from item2vec.publish import Publisher
+from item2vec.storage import Storage
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class RunResult:
+    """What a run produced: where it went and its manifest."""
+
+    output_dir: str
+    manifest: dict[str, Any]
+    published: bool
+    neighbours: dict[str, list[tuple[Any, float]]] = field(default_factory=dict)
+
+
+@dataclass
+class Model:
+    """A trained embedding: final vocabulary, vectors (DataFrame and matrix), counts."""
+
+    vocab: DataFrame  # item_id, item_index, frequency
+    item_vectors: DataFrame  # item_id, item_index, frequency, vector
+    matrix: np.ndarray  # V x dim, row i = item_index i
+    dropped: int  # vocabulary items that got no vector (removed from every corpus copy)
+
+
+def load_input(spark: SparkSession, cfg: Config, input_path: str | None,
+               run_end: dt.datetime) -> tuple[DataFrame, dict[str, Any], pa.Table | None]:
+    """Canonical events, a description of the input, and item metadata (sample only)."""
+    if input_path is None:
+        params = dict(vars(cfg.sample))
+        events, items = sample_mod.generate(end=run_end, **params)
+        info = {"path": None, "format": "embedded-sample",
+                "fingerprint": _sha({k: v for k, v in params.items()} | {"end": str(run_end)})}
+        return spark.createDataFrame(events), info, items
+    raw = events_mod.read_events(spark, input_path, fmt=cfg.input.format)
+    canonical = events_mod.canonical_events(raw, cfg.input)
+    return canonical, {"path": input_path, "format": cfg.input.format,
+                       "fingerprint": _fingerprint(spark, raw)}, None
+
+
+def sessions_from_events(events: DataFrame, cfg: Config) -> DataFrame:
+    s = cfg.session
+    return sessions_mod.sessionize(events, gap_minutes=s.gap_minutes,
+                                   dedupe_consecutive=s.dedupe_consecutive,
+                                   min_length=s.min_length, max_length=s.max_length,
+                                   long_policy=s.long_policy)
+
+
+def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
+                progress: Progress, *, label: str = "") -> Model:
+    """Vocabulary -> corpus -> Word2Vec -> final vocabulary with vectors."""
+    with progress.stage(f"{label}vocabulary") as note:
+        vocab = vocab_mod.build_vocabulary(sessions, min_count=cfg.vocabulary.min_count,
+                                           max_vocab=cfg.vocabulary.max_vocab).persist()
+        size = vocab.count()
+        note.append(f"{size:,} items with >= {cfg.vocabulary.min_count} occurrences")
+        if size < 2:
+            raise BadInput(f"vocabulary has {size} item(s) with >= vocabulary.min_count="
+                           f"{cfg.vocabulary.min_count} occurrences; need at least 2 (lower "
+                           f"vocabulary.min_count or give more data)")
+        train_mod.check_capacity(size, cfg.train.vector_size,
+                                 driver_bytes=_driver_memory_bytes(spark))
+    with progress.stage(f"{label}corpus") as note:
+        c = cfg.corpus
+        sentences = corpus_mod.build_corpus(sessions, vocab, subsample=c.subsample,
+                                            copies=c.copies, mode=c.mode,
+                                            min_sentence_length=c.min_sentence_length,
+                                            seed=cfg.train.seed)
+        if "corpus" in cfg.spark.fail_first_attempt:
+            sentences = _with_fault(sentences, "corpus")
+        sentences = sentences.persist(StorageLevel.MEMORY_AND_DISK)
+        stats = sentences.agg(F.count(F.lit(1)).alias("n"),
+                              F.sum(F.size(corpus_mod.SENTENCE)).alias("t")).first()
+        note.append(f"{stats['n']:,} sentences, {stats['t'] or 0:,} tokens "
+                    f"({c.copies} copies, subsample {c.subsample:g}, {c.mode})")
+        if not stats["n"]:
+            raise BadInput("no training sentences left after subsampling; lower "
+                           "corpus.min_sentence_length or raise corpus.subsample")
+    with progress.stage(f"{label}train") as note:
+        t = cfg.train
+        vectors = train_mod.train_vectors(sentences, vector_size=t.vector_size, window=t.window,
+                                          iterations=t.iterations, step_size=t.step_size,
+                                          num_partitions=t.num_partitions, seed=t.seed,
+                                          max_sentence_length=t.max_sentence_length)
+        matrix, present = train_mod.to_matrix(vectors, size)
+        sentences.unpersist()
+        note.append(f"{int(present.sum()):,} vectors of dim {t.vector_size}")
+    joined = vocab.join(vectors, vocab_mod.INDEX)
+    dropped = int(size - present.sum())
+    if dropped:  # re-number so that indexes stay dense 0..V-1 in the same order
+        joined = vocab_mod.assign_indexes(joined.drop(vocab_mod.INDEX)).join(
+            joined.select(events_mod.ITEM, train_mod.VECTOR), events_mod.ITEM)
+        matrix = matrix[present]
+    item_vectors = joined.select(events_mod.ITEM, vocab_mod.INDEX, vocab_mod.FREQUENCY,
+                                 train_mod.VECTOR).persist()
+    final_vocab = item_vectors.select(events_mod.ITEM, vocab_mod.INDEX, vocab_mod.FREQUENCY)
+    vocab.unpersist()
+    return Model(final_vocab, item_vectors, matrix, dropped)
+
+
+def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
+    pairs = similar_mod.top_k_similar(spark, model.matrix, k=cfg.similar.k,
+                                      block_bytes=cfg.similar.block_bytes,
+                                      partitions=cfg.similar.partitions,
+                                      inject_fault="similar" in cfg.spark.fail_first_attempt)
+    return similar_mod.with_item_ids(pairs, model.vocab)
+
+
+def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str,
+        run_date: dt.date, progress: Progress | None = None) -> RunResult:
+    """Run every stage and publish. Raises Item2VecError subclasses for the exit codes."""
+    progress = progress or Progress()
+    started = _now()
+    run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    run_end = dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    publisher = Publisher(Storage(spark, output), run_date, run_id)
+    publisher.check_output()
+    publisher.lock()
+    try:
+        leftovers = publisher.clean_leftovers()
+        if leftovers:
+            progress.say(f"removed leftovers of interrupted runs: {', '.join(leftovers)}")
+        manifest: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION, "run_date": run_date.isoformat(),
+            "run_id": run_id, "status": "running", "started_at": started,
+            "finished_at": None, "config": cfg.to_dict(), "counts": {}, "timings_s": {},
+            "spark_version": spark.version, "versions": _versions(),
+            "similarity": {"mode": "embedding", "metric": "cosine", "k": cfg.similar.k},
+        }
+        counts = manifest["counts"]
+        with progress.stage("read") as note:
+            events, manifest["input"], _items = load_input(spark, cfg, input_path, run_end)
+            tagged = events_mod.tag_rejections(events, run_end=run_end,
+                                               lookback_days=cfg.input.lookback_days,
+                                               event_types=cfg.input.event_types)
+            read, rejected = events_mod.count_rejections(tagged)
+            counts.update(events_read=read, events_rejected=rejected,
+                          events_accepted=read - sum(rejected.values()))
+            note.append(f"{read:,} events, {sum(rejected.values()):,} rejected {rejected or ''}")
+            events_mod.check_usable(read, rejected, time_unit=cfg.input.time_unit)
+        with progress.stage("sessions") as note:
+            sessions = sessions_from_events(events_mod.accepted(tagged), cfg).persist(
+                StorageLevel.MEMORY_AND_DISK)
+            n_sessions, n_tokens = sessions_mod.session_stats(sessions)
+            counts.update(sessions=n_sessions, tokens=n_tokens)
+            note.append(f"{n_sessions:,} sessions, {n_tokens:,} items in them")
+            if not n_sessions:
+                raise BadInput(f"no sessions with >= session.min_length={cfg.session.min_length} "
+                               f"distinct consecutive items among {counts['events_accepted']:,} "
+                               f"usable events")
+        model = train_model(spark, sessions, cfg, progress)
+        vocab_size = int(model.matrix.shape[0])
+        counts.update(vocabulary_size=vocab_size, items_without_vector=model.dropped)
+        with progress.stage("similar") as note:
+            similar = similar_items(spark, model, cfg)
+            model.vocab.write.mode("overwrite").parquet(publisher.dataset_uri("vocabulary"))
+            model.item_vectors.write.mode("overwrite").parquet(
+                publisher.dataset_uri("item_vectors"))
+            similar.write.mode("overwrite").parquet(publisher.dataset_uri("similar_items"))
+            counts["similar_rows"] = vocab_size * min(cfg.similar.k, vocab_size - 1)
+            note.append(f"{counts['similar_rows']:,} rows (k={cfg.similar.k}) written")
+        neighbours = _example_neighbours(spark, publisher, model)
+        if cfg.evaluate.enabled:
+            from item2vec import evaluate as evaluate_mod
+
+            with progress.stage("evaluate") as note:
+                manifest["metrics"] = evaluate_mod.evaluate(spark, sessions, cfg, progress)
+                note.append(evaluate_mod.summary_line(manifest["metrics"]))
+        sessions.unpersist()
+        model.item_vectors.unpersist()
+        manifest["timings_s"] = dict(progress.timings)
+        gate_problem = _gate(manifest.get("metrics"), cfg)
+        if gate_problem:
+            kept = publisher.reject(manifest)
+            raise QualityGateFailed(f"quality gate failed: {gate_problem}; run kept in {kept}")
+        with progress.stage("publish") as note:
+            final = publisher.publish(manifest)
+            pruned = publisher.prune(cfg.output.retention_days)
+            note.append(f"{final}" + (f"; pruned {', '.join(pruned)}" if pruned else ""))
+        return RunResult(final, manifest, True, neighbours)
+    finally:
+        publisher.unlock()
+
+
+def _gate(metrics: dict[str, Any] | None, cfg: Config) -> str | None:
+    """None when the run may be published, else why not."""
+    if not metrics or "models" not in metrics:
+        return None
+    models = metrics["models"]
+    hr = models.get("item2vec", {}).get("hr@10")
+    if hr is None:
+        return None
+    pop = models.get("popularity", {}).get("hr@10", 0.0)
+    lift = cfg.gate.min_lift_over_popularity
+    if lift and hr < lift * pop:
+        return f"item2vec HR@10 {hr:.4f} < {lift} x popularity HR@10 {pop:.4f}"
+    if cfg.gate.min_hr and hr < cfg.gate.min_hr:
+        return f"item2vec HR@10 {hr:.4f} < gate.min_hr {cfg.gate.min_hr}"
+    return None
+
+
+def _example_neighbours(spark: SparkSession, publisher: Publisher,
+                        model: Model, n_items: int = 3, k: int = 5) -> dict[str, list]:
+    """Top-k of the most frequent items, for the closing summary (read back from staging)."""
+    top = spark.read.parquet(publisher.dataset_uri("similar_items"))
+    frequent = model.vocab.where(F.col(vocab_mod.INDEX) < n_items).select(events_mod.ITEM)
+    rows = (top.join(F.broadcast(frequent), events_mod.ITEM).where(F.col("rank") <= k)
+            .orderBy(events_mod.ITEM, "rank").collect())
+    out: dict[str, list] = {}
+    for r in rows:
+        out.setdefault(str(r["item_id"]), []).append((r["similar_item_id"], float(r["score"])))
+    return out
+
+
+def _with_fault(df: DataFrame, stage: str) -> DataFrame:
+    """Pass rows through a Python task that fails on its first attempt (retry tests)."""
+    def passthrough(batches):  # noqa: ANN001, ANN202 - Arrow iterator
+        fail_first_attempt(stage)
+        yield from batches
+
+    return df.mapInArrow(passthrough, df.schema)
+
+
+def _driver_memory_bytes(spark: SparkSession) -> int | None:
+    try:
+        return int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory())
+    except Exception:  # no JVM access (e.g. Spark Connect): skip the estimate
+        return None
+
+
+def _fingerprint(spark: SparkSession, raw: DataFrame) -> str:
+    """Hash of the input files' names, sizes and modification times (cheap, no data read)."""
+    files = sorted(raw.inputFiles())
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    entries = []
+    for name in files:
+        path = jvm.org.apache.hadoop.fs.Path(name)
+        status = path.getFileSystem(conf).getFileStatus(path)
+        entries.append([name, status.getLen(), status.getModificationTime()])
+    return _sha(entries)
+
+
+def _sha(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True,
+                                                 default=str).encode()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    return {"item2vec": item2vec.__version__, "python": platform.python_version(),
+            "pyspark": pyspark.__version__, "numpy": np.__version__, "pyarrow": pa.__version__}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def summary(result: RunResult) -> str:
+    """The closing summary printed by the job: counts, where outputs are, example neighbours."""
+    m = result.manifest
+    c = m["counts"]
+    rejected = sum(c.get("events_rejected", {}).values())
+    lines = [
+        f"item2vec run {m['run_date']} {'published' if result.published else 'NOT published'}",
+        f"  events read {c.get('events_read', 0):,}  rejected {rejected:,}  "
+        f"sessions {c.get('sessions', 0):,}  tokens {c.get('tokens', 0):,}",
+        f"  vocabulary {c.get('vocabulary_size', 0):,} items  similar rows "
+        f"{c.get('similar_rows', 0):,}",
+        f"  outputs: {result.output_dir}",
+        "  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in m["timings_s"].items()),
+    ]
+    if m.get("metrics", {}).get("models"):
+        from item2vec.evaluate import metrics_table
+
+        lines.append("  holdout metrics:")
+        lines += ["    " + row for row in metrics_table(m["metrics"]).splitlines()]
+    for item, neighbours in result.neighbours.items():
+        shown = ", ".join(f"{n} ({s:.2f})" for n, s in neighbours)
+        lines.append(f"  neighbours of {item}: {shown}")
+    return "\n".join(lines)

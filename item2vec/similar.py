@@ -1,0 +1,156 @@
+"""Exact cosine top-k neighbours for every item, as blocked float32 matrix products.
+
+The L2-normalised vectors (V x dim) are broadcast once; each task takes blocks of query rows,
+multiplies them with the whole matrix (BLAS) and selects the k best per row with argpartition.
+A block holds rows x V scores, sized by ``block_bytes`` so memory stays bounded whatever V is.
+Ties are broken by the smaller item index, so the output is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from item2vec.events import ITEM
+from item2vec.faults import fail_first_attempt
+from item2vec.vocabulary import INDEX
+
+RANK, SIMILAR_INDEX, SIMILAR_ITEM, SCORE = "rank", "similar_index", "similar_item_id", "score"
+PAIRS_SCHEMA = f"{INDEX} int, {RANK} int, {SIMILAR_INDEX} int, {SCORE} float"
+
+
+def normalize(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero) as C-contiguous float32."""
+    m = np.ascontiguousarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+
+
+def block_rows(vocab_size: int, block_bytes: int) -> int:
+    """Query rows per block so that one rows x V float32 score block fits ``block_bytes``."""
+    return int(max(16, min(8192, block_bytes // (4 * max(vocab_size, 1)))))
+
+
+# Columns per group for the selection bound (see top_k_block); blocks with fewer than
+# _MIN_GROUPS_PER_K * k groups use a plain partial sort instead.
+_GROUP = 64
+_MIN_GROUPS_PER_K = 4
+
+
+def top_k_block(queries: np.ndarray, q: np.ndarray, m: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` rows of ``m`` for each row of ``q`` by dot product, excluding the query itself.
+
+    ``queries`` holds the row index of each query in ``m`` (its own row is never returned).
+    Returns (indexes, scores), each len(queries) x k, sorted by score desc then index asc.
+
+    Selection is exact without a full partition of every score row: the columns are dealt
+    into G groups of ``_GROUP`` (column j * G + g belongs to group g, so a group's maximum is
+    an element-wise max over ``_GROUP`` contiguous slices, one SIMD-friendly pass over the
+    block); t = the k-th largest group maximum is a lower bound of the row's k-th best score
+    (k groups each hold a score >= t), so every score >= t is a candidate and no score below
+    t can be in the top k. Only the groups whose maximum reaches t are gathered, typically
+    about k groups, and the few candidates are sorted (score desc, index asc), so ties at the
+    k-th score are resolved by the smaller index as before.
+    """
+    scores = q @ m.T
+    n, width = scores.shape
+    rows = np.arange(n)
+    scores[rows, queries] = -np.inf
+    groups = width // _GROUP
+    if k >= width or groups < _MIN_GROUPS_PER_K * k:
+        return _top_k_sorted(scores, k)
+    body = scores[:, :groups * _GROUP].reshape(n, _GROUP, groups)
+    gmax = body.max(axis=1)
+    bound = np.partition(gmax, groups - k, axis=1)[:, groups - k]
+    g_row, g_idx = np.nonzero(gmax >= bound[:, None])
+    vals = body[g_row, :, g_idx]  # (pairs, _GROUP) copies of the candidate groups
+    keep = vals >= bound[g_row, None]
+    cand_row = np.repeat(g_row, np.count_nonzero(keep, axis=1))
+    cand_col = (np.arange(_GROUP) * groups + g_idx[:, None])[keep]
+    cand_val = vals[keep]
+    if groups * _GROUP < width:  # the last, partial group: test its columns directly
+        tail = scores[:, groups * _GROUP:]
+        t_row, t_col = np.nonzero(tail >= bound[:, None])
+        cand_row = np.concatenate([cand_row, t_row])
+        cand_col = np.concatenate([cand_col, t_col + groups * _GROUP])
+        cand_val = np.concatenate([cand_val, tail[t_row, t_col]])
+    if len(cand_val) > 16 * n * (k + _GROUP):  # massive ties (e.g. zero vectors): plain path
+        return _top_k_sorted(scores, k)
+    order = np.lexsort((cand_col, -cand_val, cand_row))
+    per_row = np.bincount(cand_row, minlength=n)  # >= k for every row, by the bound
+    first = np.cumsum(per_row) - per_row
+    order = order[(np.arange(len(order)) - np.repeat(first, per_row)) < k]
+    return (cand_col[order].astype(np.int32).reshape(n, k),
+            cand_val[order].astype(np.float32).reshape(n, k))
+
+
+def _top_k_sorted(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k per row by argpartition (small vocabularies, degenerate ties)."""
+    if k >= scores.shape[1]:
+        cand = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
+    else:
+        cand = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
+        # argpartition picks arbitrarily among values tied with the k-th best: redo those rows.
+        kth = np.take_along_axis(scores, cand, axis=1).min(axis=1)
+        ties = np.flatnonzero(np.count_nonzero(scores >= kth[:, None], axis=1) > k)
+        for r in ties:
+            best = np.flatnonzero(scores[r] >= kth[r])
+            order = np.lexsort((best, -scores[r, best]))
+            cand[r] = best[order[:k]]
+    vals = np.take_along_axis(scores, cand, axis=1)
+    order = np.lexsort((cand, -vals), axis=1)
+    cand = np.take_along_axis(cand, order, axis=1)[:, :k]
+    vals = np.take_along_axis(vals, order, axis=1)[:, :k]
+    return cand.astype(np.int32), vals.astype(np.float32)
+
+
+def top_k_similar(spark: SparkSession, matrix: np.ndarray, *, k: int, block_bytes: int,
+                  partitions: int = 0, queries: np.ndarray | None = None,
+                  inject_fault: bool = False) -> DataFrame:
+    """All-items (or ``queries``) cosine top-k -> (item_index, rank, similar_index, score).
+
+    Exactly min(k, V-1) rows per query item, ranks 1..k, never the item itself.
+    """
+    vocab_size = matrix.shape[0]
+    kk = min(k, vocab_size - 1)
+    qidx = (np.arange(vocab_size, dtype=np.int32) if queries is None
+            else np.asarray(queries, dtype=np.int32))
+    sc = spark.sparkContext
+    bc_m = sc.broadcast(normalize(matrix))
+    bc_q = sc.broadcast(qidx)
+    rows = block_rows(vocab_size, block_bytes)
+    n_blocks = max(1, -(-len(qidx) // rows))
+    n_parts = min(n_blocks, partitions or sc.defaultParallelism)
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        if inject_fault:
+            fail_first_attempt("similar")
+        m, allq = bc_m.value, bc_q.value
+        ranks = np.arange(1, kk + 1, dtype=np.int32)
+        for batch in batches:
+            for b in batch.column(0).to_numpy():
+                qb = allq[b * rows:(b + 1) * rows]
+                if kk <= 0 or len(qb) == 0:
+                    continue
+                idx, vals = top_k_block(qb, m[qb], m, kk)
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(np.repeat(qb, kk)), pa.array(np.tile(ranks, len(qb))),
+                     pa.array(idx.ravel()), pa.array(vals.ravel())],
+                    names=[INDEX, RANK, SIMILAR_INDEX, SCORE])
+
+    blocks = spark.range(0, n_blocks, 1, numPartitions=n_parts).withColumnRenamed("id", "block")
+    return blocks.mapInArrow(run, PAIRS_SCHEMA)
+
+
+def with_item_ids(pairs: DataFrame, vocab: DataFrame) -> DataFrame:
+    """Replace indexes by item ids -> (item_id, rank, similar_item_id, score)."""
+    ids = F.broadcast(vocab.select(ITEM, INDEX))
+    sim_ids = F.broadcast(vocab.select(F.col(ITEM).alias(SIMILAR_ITEM),
+                                       F.col(INDEX).alias(SIMILAR_INDEX)))
+    return (pairs.join(ids, INDEX).join(sim_ids, SIMILAR_INDEX)
+            .select(ITEM, RANK, SIMILAR_ITEM, SCORE))

@@ -1,0 +1,50 @@
+"""The nightly item2vec job: events -> sessions -> vectors -> similar items, published atomically.
+
+Examples:
+  ./spark-submit.sh --output out/                       # embedded sample
+  ./spark-submit.sh --input events/ --output out/ --run-date 2026-11-26 \\
+      --set train.vector_size=64 --set input.event_types='["view","purchase"]'
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run from a checkout
+
+from item2vec import cli, config, pipeline  # noqa: E402
+from item2vec.progress import Progress  # noqa: E402
+from item2vec.sparkenv import get_spark  # noqa: E402
+
+PROG = "item2vec"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the job, return the exit status (0, 1, 2 or 3; see CONTRACT.md)."""
+    parser = cli.ArgumentParser(prog=PROG, description=__doc__,
+                                formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    cli.add_common(parser)
+    parser.add_argument("--output", required=True, metavar="PATH",
+                        help="output root: dt=YYYY-MM-DD/ partitions and LATEST go here")
+
+    def body() -> int:
+        args = parser.parse_args(argv)
+        cfg = config.load(args.config, args.overrides)
+        spark, created = get_spark("item2vec", log_level=cfg.spark.log_level, master=args.master,
+                                   shuffle_partitions=cfg.spark.shuffle_partitions)
+        progress = Progress(prefix=PROG)
+        try:
+            result = pipeline.run(spark, cfg, input_path=args.input, output=args.output,
+                                  run_date=args.run_date, progress=progress)
+            print(pipeline.summary(result), flush=True)
+            return 0
+        finally:
+            if created:
+                spark.stop()
+
+    return cli.guarded(body, prog=PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Sweep the main knobs on the evaluation holdout and print/write a results table, best first.
+
+Examples:
+  ./spark-submit.sh ... is not needed: run it like the job, with ITEM2VEC_JOB=jobs/tune.py
+  ITEM2VEC_JOB=jobs/tune.py ./spark-submit.sh --input events/ --output tune-out/ \\
+      --grid train.window=5,10 --grid train.iterations=3,10 --grid corpus.subsample=0,1e-4
+  ITEM2VEC_JOB=jobs/tune.py ./spark-submit.sh --output tune-out/ --random 12 --seed 1 \\
+      --grid train.window=3,5,10,20 --grid train.vector_size=16,32,64
+
+Every variant is trained on the same split; popularity, item co-occurrence kNN and MLlib's
+own defaults are scored alongside as reference rows. The table is written as Parquet to
+``<output>/tune-<run date>.parquet``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run from a checkout
+
+from item2vec import cli, config, evaluate, pipeline  # noqa: E402
+from item2vec.errors import BadInput  # noqa: E402
+from item2vec.progress import Progress  # noqa: E402
+from item2vec.sparkenv import get_spark  # noqa: E402
+
+PROG = "item2vec-tune"
+# What MLlib gives without tuning: dim 100, window 5, 1 iteration, min count 5, no subsampling.
+MLLIB_DEFAULTS = ("train.vector_size=100", "train.window=5", "train.iterations=1",
+                  "train.step_size=0.025", "vocabulary.min_count=5", "corpus.subsample=0",
+                  "corpus.copies=1", "corpus.mode=\"sequence\"")
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """``section.key=v1,v2`` (repeatable) -> {key: [v1, v2]}; values stay TOML literals."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or "." not in key or not values:
+            raise BadInput(f"--grid {item!r}: expected section.key=v1,v2,...")
+        grid[key.strip()] = [v.strip() for v in _split_values(values)]
+    return grid
+
+
+def _split_values(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes (so lists like ["a","b"] survive)."""
+    out, depth, quote, cur = [], 0, "", ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    out.append(cur)
+    return out
+
+
+def variants(grid: dict[str, list[str]], *, n_random: int, seed: int) -> list[tuple[str, ...]]:
+    keys = sorted(grid)
+    combos = [tuple(f"{k}={v}" for k, v in zip(keys, vals, strict=True))
+              for vals in itertools.product(*(grid[k] for k in keys))]
+    if n_random and n_random < len(combos):
+        combos = random.Random(seed).sample(combos, n_random)
+    return combos
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.ArgumentParser(prog=PROG, description=__doc__,
+                                formatter_class=cli.argparse.RawDescriptionHelpFormatter)
+    cli.add_common(parser)
+    parser.add_argument("--output", required=True, metavar="PATH",
+                        help="directory for tune-<run date>.parquet")
+    parser.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                        help="values to try for one key (repeatable; the grid is their product)")
+    parser.add_argument("--random", type=int, default=0, metavar="N",
+                        help="try N random grid points instead of all")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --random")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the baseline and MLlib-defaults rows")
+
+    def body() -> int:
+        args = parser.parse_args(argv)
+        base = config.load(args.config, args.overrides)
+        grid = parse_grid(args.grid)
+        points = variants(grid, n_random=args.random, seed=args.seed)
+        for point in points:  # validate every variant before any Spark work
+            config.load(args.config, [*args.overrides, *point])
+        spark, created = get_spark(PROG, log_level=base.spark.log_level, master=args.master,
+                                   shuffle_partitions=base.spark.shuffle_partitions)
+        progress = Progress(prefix=PROG)
+        try:
+            rows = sweep(spark, base, args, points, progress)
+            print(format_table(rows))
+            out = write_table(spark, rows, args.output, args.run_date)
+            print(f"results: {out}")
+            return 0
+        finally:
+            if created:
+                spark.stop()
+
+    return cli.guarded(body, prog=PROG)
+
+
+def sweep(spark, base, args, points, progress) -> list[dict]:  # noqa: ANN001 - internal
+    run_end = dt.datetime.combine(args.run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    events, _, _ = pipeline.load_input(spark, base, args.input, run_end)
+    from item2vec import events as events_mod
+
+    tagged = events_mod.tag_rejections(events, run_end=run_end,
+                                       lookback_days=base.input.lookback_days,
+                                       event_types=base.input.event_types)
+    sessions = pipeline.sessions_from_events(events_mod.accepted(tagged), base).persist()
+    holdout = evaluate.prepare(spark, sessions, base)
+    rows: list[dict] = []
+    labelled = [("defaults", ())] + [(" ".join(p), p) for p in points]
+    if not args.no_reference:
+        labelled.append(("mllib-defaults", MLLIB_DEFAULTS))
+    baselines_done = args.no_reference
+    for label, point in labelled:
+        cfg = config.load(args.config, [*args.overrides, *point])
+        start = time.perf_counter()
+        metrics, pairs, catalogue = evaluate.evaluate_item2vec(spark, holdout, cfg, progress,
+                                                               label=f"[{label}] ")
+        rows.append({"variant": label, "model": "item2vec", **_flat(metrics),
+                     "seconds": round(time.perf_counter() - start, 2)})
+        progress.say(f"{label}: HR@10 {metrics['hr@10']:.4f}")
+        if not baselines_done:
+            rows += baseline_rows(holdout, pairs, catalogue, cfg)
+            baselines_done = True
+    sessions.unpersist()
+    rows.sort(key=lambda r: -r.get("hr@10", 0.0))
+    return rows
+
+
+def baseline_rows(holdout, pairs, catalogue, cfg) -> list[dict]:  # noqa: ANN001 - internal
+    from pyspark.sql import functions as F
+
+    from item2vec.events import ITEM
+    from item2vec.sessions import ITEMS
+    from item2vec.vocabulary import FREQUENCY
+
+    ks = tuple(sorted(set(cfg.evaluate.ks)))
+    counts = (holdout.train.select(F.explode(ITEMS).alias(ITEM)).groupBy(ITEM)
+              .agg(F.count(F.lit(1)).alias(FREQUENCY)))
+    queries = pairs.select(F.col(evaluate.PREV).alias(ITEM)).distinct()
+    rows = []
+    for name, recs in (
+            ("popularity", lambda: evaluate.popularity_recs(counts, queries, max(ks))),
+            ("cooc_knn", lambda: evaluate.cooccurrence_recs(
+                holdout.train, counts, queries, k=max(ks), window=cfg.evaluate.cooc_window,
+                alpha=cfg.evaluate.cooc_alpha, lam=cfg.evaluate.cooc_lambda))):
+        start = time.perf_counter()
+        metrics = evaluate.score_recommendations(pairs, recs(), ks=ks, catalogue=catalogue)
+        rows.append({"variant": name, "model": name, **_flat(metrics),
+                     "seconds": round(time.perf_counter() - start, 2)})
+    return rows
+
+
+def _flat(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = ("hr@10", "mrr@10", "ndcg@10", "hr@20", "coverage@10", "seconds")
+    width = max([len(r["variant"]) for r in rows] + [7]) + 2
+    lines = ["variant".ljust(width) + "".join(c.rjust(12) for c in cols)]
+    for r in rows:
+        lines.append(r["variant"].ljust(width)
+                     + "".join(f"{r.get(c, float('nan')):12.4f}" for c in cols))
+    return "\n".join(lines)
+
+
+def write_table(spark, rows: list[dict], output: str, run_date: dt.date) -> str:  # noqa: ANN001
+    from item2vec.storage import Storage
+
+    store = Storage(spark, output)
+    store.mkdirs(store.root)
+    path = store.join(f"tune-{run_date.isoformat()}.parquet")
+    spark.createDataFrame(rows).coalesce(1).write.mode("overwrite").parquet(store.uri(path))
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
