@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	./spark-submit.sh --output $(OUT)
+	./spark-submit.sh --output $(OUT) --set report.enabled=true
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

@@ -7,6 +7,7 @@
 #   ITEM2VEC_JOB=jobs/run.py        which job to run (jobs/evaluate.py, jobs/tune.py, jobs/report.py)
 #   ITEM2VEC_DRIVER_MEMORY=4g       driver memory (in local mode: the whole job's JVM heap)
 #   ITEM2VEC_PACK_VENV=1            ship .venv to executors as a packed archive (YARN/K8s)
+#   ITEM2VEC_SPARK_LOG_LEVEL=WARN   Spark's log level while it starts (then [spark] log_level)
 #   SPARK_SUBMIT_OPTS_EXTRA="..."   extra spark-submit options, e.g. "--conf spark.executor.memory=8g"
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -63,7 +64,8 @@ SUBMIT=("$SPARK_HOME/bin/spark-submit" --master "$MASTER" --name item2vec
   --conf "spark.driver.extraJavaOptions=-Duser.timezone=UTC"
   --conf "spark.executor.extraJavaOptions=-Duser.timezone=UTC"
   --conf spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS
-  --conf spark.ui.showConsoleProgress=false)
+  --conf spark.ui.showConsoleProgress=false
+  --conf "spark.log.level=${ITEM2VEC_SPARK_LOG_LEVEL:-WARN}")
 case "$MASTER" in
   local*) ;;
   *)

@@ -82,6 +82,7 @@ def old_selection(qi: np.ndarray, q: np.ndarray, m: np.ndarray, k: int):
 
 def worker_blas(spark) -> list[str]:
     def probe(_):
+        import numpy  # noqa: F401 - load OpenBLAS so that threadpoolctl sees it
         from threadpoolctl import threadpool_info as info
         yield "; ".join(f"{i['internal_api']} {i.get('architecture')} threads={i['num_threads']}"
                         f" OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
@@ -125,8 +126,13 @@ def main(argv: list[str] | None = None) -> dict:
                              shuffle_partitions=0)
         print(f"worker BLAS ({a.master}): {worker_blas(spark)}", flush=True)
 
+    # Exactness check on one block: the fast selection equals a full sort (score desc, index asc).
+    qi = np.arange(min(rows, V), dtype=np.int32)
+    fast, slow = similar.top_k_block(qi, m[qi], m, k), old_selection(qi, m[qi], m, k)
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+    print("exactness check on one block: top_k_block == full argpartition + sort", flush=True)
+
     t: dict[str, list[float]] = {"gemm": [], "block": [], "spark": [], "old": []}
-    time_block(m, rows, 1, k)  # warm-up
     for rep in range(a.reps):
         t["gemm"].append(time_gemm(m, rows, blocks))
         t["block"].append(time_block(m, rows, blocks, k))

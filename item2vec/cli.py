@@ -15,7 +15,8 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports usage errors as BadInput (exit 2, one line) instead of exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise BadInput(f"{self.prog}: {message}")
+        # guarded() prefixes "<prog>: error: "; adding prog here would print it twice.
+        raise BadInput(message)
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

@@ -63,7 +63,9 @@ class CorpusConfig:
 class TrainConfig:
     vector_size: int = _rule(1, 4096)
     window: int = _rule(1, 1000)
-    iterations: int = _rule(1, 1000)
+    iterations: int = _rule(0, 1000)
+    auto_token_passes: int = _rule(1)
+    max_auto_iterations: int = _rule(1, 1000)
     step_size: float = _rule(0, 1, lo_open=True)
     num_partitions: int = _rule(1, 10000)
     seed: int = _rule()
@@ -281,8 +283,40 @@ def _cross_checks(cfg: Config) -> None:
         raise BadInput(f"config session.min_length ({cfg.session.min_length}) must be <= "
                        f"session.max_length ({cfg.session.max_length})")
     if not cfg.evaluate.ks or any(k < 1 for k in cfg.evaluate.ks):
-        raise BadInput(f"config evaluate.ks: expected positive cut-offs, got {list(cfg.evaluate.ks)}")
+        raise BadInput(f"config evaluate.ks: expected positive cut-offs, "
+                       f"got {list(cfg.evaluate.ks)}")
     unknown = set(cfg.spark.fail_first_attempt) - set(_KNOWN_FAULT_STAGES)
     if unknown:
         raise BadInput(f"config spark.fail_first_attempt: unknown stage {sorted(unknown)[0]!r}; "
                        f"known: {', '.join(_KNOWN_FAULT_STAGES)}")
+
+
+def reference_markdown(text: str | None = None) -> str:
+    """docs/config.md, generated from conf/default.toml's comments (kept in sync by a test)."""
+    text = default_config_text() if text is None else text
+    lines = ["# Configuration reference", "",
+             "Generated from `conf/default.toml` by `python -m item2vec.config > docs/config.md`;",
+             "a test keeps the two in sync. Override any key with `--config FILE.toml` or",
+             "`--set section.key=value`.", ""]
+    section, notes = "", []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            lines += ["", f"## [{section}]", "", "| key | default | meaning |",
+                      "| --- | --- | --- |"]
+            notes = []
+        elif line.startswith("#"):
+            notes.append(line.lstrip("#").strip())
+        elif "=" in line and section:
+            key, _, value = line.partition("=")
+            meaning = " ".join(notes).replace("|", "\\|")
+            lines.append(f"| `{key.strip()}` | `{value.strip()}` | {meaning} |")
+            notes = []
+        elif not line:
+            notes = [] if not section else notes
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -120,7 +120,8 @@ def tag_rejections(events: DataFrame, *, run_end: dt.datetime, lookback_days: in
 def _blank(name: str, events: DataFrame) -> Column:
     col = F.col(name)
     if isinstance(events.schema[name].dataType, T.StringType):
-        return col.isNull() | (F.trim(col) == "")
+        # Whitespace-only ids (tabs, newlines, no-break spaces too; F.trim strips only ' ').
+        return col.isNull() | col.rlike(r"(?U)^\s*$")
     return col.isNull()
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import platform
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ class Model:
     item_vectors: DataFrame  # item_id, item_index, frequency, vector
     matrix: np.ndarray  # V x dim, row i = item_index i
     dropped: int  # vocabulary items that got no vector (removed from every corpus copy)
+    iterations: int  # training passes actually used
 
 
 def load_input(spark: SparkSession, cfg: Config, input_path: str | None,
@@ -65,7 +67,7 @@ def load_input(spark: SparkSession, cfg: Config, input_path: str | None,
         params = dict(vars(cfg.sample))
         events, items = sample_mod.generate(end=run_end, **params)
         info = {"path": None, "format": "embedded-sample",
-                "fingerprint": _sha({k: v for k, v in params.items()} | {"end": str(run_end)})}
+                "fingerprint": _sha(params | {"end": str(run_end)})}
         return spark.createDataFrame(events), info, items
     raw = events_mod.read_events(spark, input_path, fmt=cfg.input.format)
     canonical = events_mod.canonical_events(raw, cfg.input)
@@ -113,13 +115,17 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
                            "corpus.min_sentence_length or raise corpus.subsample")
     with progress.stage(f"{label}train") as note:
         t = cfg.train
+        iterations = train_mod.iterations_for(int(stats["t"] or 0), iterations=t.iterations,
+                                              auto_token_passes=t.auto_token_passes,
+                                              max_auto_iterations=t.max_auto_iterations)
         vectors = train_mod.train_vectors(sentences, vector_size=t.vector_size, window=t.window,
-                                          iterations=t.iterations, step_size=t.step_size,
+                                          iterations=iterations, step_size=t.step_size,
                                           num_partitions=t.num_partitions, seed=t.seed,
                                           max_sentence_length=t.max_sentence_length)
         matrix, present = train_mod.to_matrix(vectors, size)
         sentences.unpersist()
-        note.append(f"{int(present.sum()):,} vectors of dim {t.vector_size}")
+        note.append(f"{int(present.sum()):,} vectors of dim {t.vector_size}, "
+                    f"{iterations} pass(es)")
     joined = vocab.join(vectors, vocab_mod.INDEX)
     dropped = int(size - present.sum())
     if dropped:  # re-number so that indexes stay dense 0..V-1 in the same order
@@ -130,7 +136,7 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
                                  train_mod.VECTOR).persist()
     final_vocab = item_vectors.select(events_mod.ITEM, vocab_mod.INDEX, vocab_mod.FREQUENCY)
     vocab.unpersist()
-    return Model(final_vocab, item_vectors, matrix, dropped)
+    return Model(final_vocab, item_vectors, matrix, dropped, iterations)
 
 
 def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
@@ -142,7 +148,8 @@ def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
 
 
 def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str,
-        run_date: dt.date, progress: Progress | None = None) -> RunResult:
+        run_date: dt.date, progress: Progress | None = None,
+        items_path: str | None = None) -> RunResult:
     """Run every stage and publish. Raises Item2VecError subclasses for the exit codes."""
     progress = progress or Progress()
     started = _now()
@@ -164,7 +171,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         }
         counts = manifest["counts"]
         with progress.stage("read") as note:
-            events, manifest["input"], _items = load_input(spark, cfg, input_path, run_end)
+            events, manifest["input"], items = load_input(spark, cfg, input_path, run_end)
             tagged = events_mod.tag_rejections(events, run_end=run_end,
                                                lookback_days=cfg.input.lookback_days,
                                                event_types=cfg.input.event_types)
@@ -186,6 +193,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         model = train_model(spark, sessions, cfg, progress)
         vocab_size = int(model.matrix.shape[0])
         counts.update(vocabulary_size=vocab_size, items_without_vector=model.dropped)
+        manifest["training"] = {"iterations": model.iterations, "seed": cfg.train.seed}
         with progress.stage("similar") as note:
             similar = similar_items(spark, model, cfg)
             model.vocab.write.mode("overwrite").parquet(publisher.dataset_uri("vocabulary"))
@@ -209,12 +217,39 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
             kept = publisher.reject(manifest)
             raise QualityGateFailed(f"quality gate failed: {gate_problem}; run kept in {kept}")
         with progress.stage("publish") as note:
-            final = publisher.publish(manifest)
+            add_report = None
+            if cfg.report.enabled:
+                add_report = _report_writer(publisher, cfg, items_path or items, progress)
+            final = publisher.publish(manifest, before_commit=add_report)
             pruned = publisher.prune(cfg.output.retention_days)
             note.append(f"{final}" + (f"; pruned {', '.join(pruned)}" if pruned else ""))
         return RunResult(final, manifest, True, neighbours)
     finally:
         publisher.unlock()
+
+
+def _report_writer(publisher: Publisher, cfg: Config, items: Any,
+                   progress: Progress) -> Any:
+    """A before_commit hook drawing the report into the staged run (local outputs only)."""
+    if not publisher.store.local:
+        progress.say("report skipped: it is written for local outputs only (use jobs/report.py)")
+        return None
+
+    def write(run_dir: str) -> None:
+        try:
+            from item2vec.report import build_report
+        except ImportError as exc:
+            progress.say(f"report skipped: {exc}")
+            return
+        try:
+            paths = build_report(run_dir, items=items, top_n=cfg.report.top_n,
+                                 seed=cfg.train.seed)
+        except ImportError as exc:  # the report extra is not installed
+            progress.say(f"report skipped: {exc}")
+            return
+        progress.say(f"report: {paths['html'].replace(run_dir, publisher.partition)}")
+
+    return write
 
 
 def _gate(metrics: dict[str, Any] | None, cfg: Config) -> str | None:
@@ -249,7 +284,7 @@ def _example_neighbours(spark: SparkSession, publisher: Publisher,
 
 def _with_fault(df: DataFrame, stage: str) -> DataFrame:
     """Pass rows through a Python task that fails on its first attempt (retry tests)."""
-    def passthrough(batches):  # noqa: ANN001, ANN202 - Arrow iterator
+    def passthrough(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fail_first_attempt(stage)
         yield from batches
 

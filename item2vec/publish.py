@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from item2vec.errors import BadInput, PublishConflict
@@ -22,6 +23,7 @@ STAGING, TRASH, REJECTED = "_staging", "_trash", "_rejected"
 LOCK, LATEST, MANIFEST, SUCCESS = "_LOCK", "LATEST", "manifest.json", "_SUCCESS"
 DATASETS = ("vocabulary", "item_vectors", "similar_items")
 _PARTITION = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+_TRASHED = re.compile(r"^.+-(dt=\d{4}-\d{2}-\d{2})$")  # <run_id>-dt=... (see publish)
 
 
 def partition_name(run_date: dt.date) -> str:
@@ -57,7 +59,7 @@ class Publisher:
         """Take the output's lock, or raise PublishConflict naming the holder."""
         path = self.store.join(LOCK)
         info = json.dumps({"run_id": self.run_id, "host": host_name(), "pid": os.getpid(),
-                           "since": _now()})
+                           "pid_started": _proc_stat(os.getpid())[1], "since": _now()})
         for _ in range(2):
             if self.store.create_exclusive(path, info):
                 self._locked = True
@@ -79,6 +81,13 @@ class Publisher:
     def clean_leftovers(self) -> list[str]:
         """Remove staging and trash left by killed runs (safe: we hold the lock)."""
         removed = []
+        for name in self.store.listdir(self.store.join(TRASH)):
+            # A run killed between its two renames in publish() left the partition it was
+            # replacing in the trash and no partition in its place: put it back, don't delete it.
+            match = _TRASHED.match(name)
+            if match and not self.store.exists(self.store.join(match.group(1))):
+                self.store.rename(self.store.join(TRASH, name), self.store.join(match.group(1)))
+                removed.append(f"{TRASH}/{name} (restored as {match.group(1)})")
         for area in (STAGING, TRASH):
             for name in self.store.listdir(self.store.join(area)):
                 self.store.delete(self.store.join(area, name))
@@ -90,9 +99,16 @@ class Publisher:
         """Where Spark writes dataset ``name`` for this run."""
         return self.store.uri(self.store.join(STAGING, self.run_id, name))
 
-    def publish(self, manifest: dict[str, Any]) -> str:
-        """Complete the staged run and make it the published one. Returns its directory."""
+    def publish(self, manifest: dict[str, Any],
+                before_commit: Callable[[str], None] | None = None) -> str:
+        """Complete the staged run and make it the published one. Returns its directory.
+
+        ``before_commit(staging_dir)`` may add files (e.g. the report) to the complete run
+        before it becomes visible.
+        """
         self._finish_staging(manifest, status="published")
+        if before_commit:
+            before_commit(self.staging)
         final = self.store.join(self.partition)
         old = None
         if self.store.exists(final):
@@ -163,4 +179,22 @@ def _holder_is_dead(holder: dict[str, Any]) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    # kill(pid, 0) also succeeds for a zombie (a killed driver not yet reaped: under
+    # spark-submit the Python driver is the JVM's child, and when both are killed it is
+    # re-parented to PID 1, which in containers may reap late or never) and for an unrelated
+    # process that reused the pid. /proc tells both apart where it exists (Linux).
+    state, started = _proc_stat(pid)
+    if state == "Z":
+        return True
+    recorded = holder.get("pid_started")
+    return recorded is not None and started is not None and recorded != started
+
+
+def _proc_stat(pid: int) -> tuple[str | None, int | None]:
+    """(state letter, start time in clock ticks since boot) from /proc, or Nones elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None, None

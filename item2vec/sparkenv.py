@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from item2vec.errors import BadInput
@@ -61,6 +62,10 @@ def get_spark(app_name: str, *, log_level: str,
     cluster's cores; None leaves the session's setting alone.
     """
     active = SparkSession.getActiveSession()
+    if active is None and SparkContext._active_spark_context is not None:
+        # The active session is per thread: a job started from another thread of a process
+        # that already runs Spark must reuse that session, not "create" (and later stop) it.
+        active = SparkSession.builder.getOrCreate()
     if active is None:
         check_java()
         # Python workers must use this interpreter (its numpy/pyarrow), not the first on PATH.

@@ -12,6 +12,7 @@ import shutil
 import socket
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
@@ -47,7 +48,7 @@ class Storage:
         """What Spark should be given for ``path``."""
         return Path(path).as_uri() if self.local else path
 
-    def _p(self, path: str):  # noqa: ANN202 - a py4j Hadoop Path
+    def _p(self, path: str) -> Any:  # a py4j org.apache.hadoop.fs.Path
         return self._jvm.org.apache.hadoop.fs.Path(path)
 
     def exists(self, path: str) -> bool:

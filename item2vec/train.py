@@ -33,6 +33,15 @@ def check_capacity(vocab_size: int, vector_size: int, *, driver_bytes: int | Non
                        f"({driver_bytes >> 20:,} MiB); raise it or set vocabulary.max_vocab")
 
 
+def iterations_for(corpus_tokens: int, *, iterations: int, auto_token_passes: int,
+                   max_auto_iterations: int) -> int:
+    """``iterations`` if set, else enough passes to train on ``auto_token_passes`` tokens."""
+    if iterations:
+        return iterations
+    needed = -(-auto_token_passes // max(corpus_tokens, 1))
+    return int(min(max(needed, 1), max_auto_iterations))
+
+
 def train_vectors(corpus: DataFrame, *, vector_size: int, window: int, iterations: int,
                   step_size: float, num_partitions: int, seed: int,
                   max_sentence_length: int) -> DataFrame:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run from a checkout
 
-from item2vec import cli, config, pipeline  # noqa: E402
-from item2vec.progress import Progress  # noqa: E402
-from item2vec.sparkenv import get_spark  # noqa: E402
+from item2vec import cli, config, pipeline
+from item2vec.progress import Progress
+from item2vec.sparkenv import get_spark
 
 PROG = "item2vec"
 
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_common(parser)
     parser.add_argument("--output", required=True, metavar="PATH",
                         help="output root: dt=YYYY-MM-DD/ partitions and LATEST go here")
+    parser.add_argument("--items", metavar="PATH",
+                        help="item metadata (item_id plus title/category) for the report")
 
     def body() -> int:
         args = parser.parse_args(argv)
@@ -36,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         progress = Progress(prefix=PROG)
         try:
             result = pipeline.run(spark, cfg, input_path=args.input, output=args.output,
-                                  run_date=args.run_date, progress=progress)
+                                  run_date=args.run_date, progress=progress,
+                                  items_path=args.items)
             print(pipeline.summary(result), flush=True)
             return 0
         finally:

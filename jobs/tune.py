@@ -14,6 +14,7 @@ own defaults are scored alongside as reference rows. The table is written as Par
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import itertools
 import random
@@ -23,10 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run from a checkout
 
-from item2vec import cli, config, evaluate, pipeline  # noqa: E402
-from item2vec.errors import BadInput  # noqa: E402
-from item2vec.progress import Progress  # noqa: E402
-from item2vec.sparkenv import get_spark  # noqa: E402
+from pyspark.sql import DataFrame, SparkSession
+
+from item2vec import cli, config, evaluate, pipeline
+from item2vec.errors import BadInput
+from item2vec.progress import Progress
+from item2vec.sparkenv import get_spark
 
 PROG = "item2vec-tune"
 # What MLlib gives without tuning: dim 100, window 5, 1 iteration, min count 5, no subsampling.
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     return cli.guarded(body, prog=PROG)
 
 
-def sweep(spark, base, args, points, progress) -> list[dict]:  # noqa: ANN001 - internal
+def sweep(spark: SparkSession, base: config.Config, args: argparse.Namespace,
+          points: list[tuple[str, ...]], progress: Progress) -> list[dict]:
     run_end = dt.datetime.combine(args.run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     events, _, _ = pipeline.load_input(spark, base, args.input, run_end)
     from item2vec import events as events_mod
@@ -144,7 +148,8 @@ def sweep(spark, base, args, points, progress) -> list[dict]:  # noqa: ANN001 - 
     return rows
 
 
-def baseline_rows(holdout, pairs, catalogue, cfg) -> list[dict]:  # noqa: ANN001 - internal
+def baseline_rows(holdout: evaluate.Holdout, pairs: DataFrame, catalogue: int,
+                  cfg: config.Config) -> list[dict]:
     from pyspark.sql import functions as F
 
     from item2vec.events import ITEM
@@ -182,7 +187,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_table(spark, rows: list[dict], output: str, run_date: dt.date) -> str:  # noqa: ANN001
+def write_table(spark: SparkSession, rows: list[dict], output: str, run_date: dt.date) -> str:
     from item2vec.storage import Storage
 
     store = Storage(spark, output)

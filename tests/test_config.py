@@ -55,3 +55,12 @@ def test_bad_toml_file_is_bad_input(tmp_path):
     f.write_text("[train\nwindow = 3")
     with pytest.raises(BadInput, match="invalid TOML"):
         config.load(str(f))
+
+
+def test_config_reference_doc_is_in_sync():
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+    assert doc.read_text() == config.reference_markdown(), \
+        "regenerate: python -m item2vec.config > docs/config.md"
+    assert "| `min_count` | `5` |" in doc.read_text()
