@@ -93,6 +93,11 @@ def run_job(data: Path, *, sets: list[str], driver_memory: str, master: str,
     if rc == 0 and latest.exists():
         manifest = json.loads((out / latest.read_text().strip() / "manifest.json").read_text())
         res["timings_s"] = manifest["timings_s"]
+        cfg = manifest.get("config", {})  # defaults change: record what this run resolved
+        res["resolved"] = {f"{sec}.{key}": cfg.get(sec, {}).get(key)
+                           for sec, key in (("train", "vector_size"), ("train", "window"),
+                                            ("train", "iterations"), ("train", "num_partitions"),
+                                            ("corpus", "copies"), ("corpus", "subsample"))}
         res["counts"] = {k: v for k, v in manifest["counts"].items() if k != "events_rejected"}
         models = manifest.get("metrics", {}).get("models", {})
         res["hr@10"] = {m: v.get("hr@10") for m, v in models.items()}

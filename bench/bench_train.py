@@ -70,7 +70,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     from gensim.models import Word2Vec as GensimW2V
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
     from item2vec import corpus as corpus_mod
     from item2vec import evaluate as eval_mod
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name}: {med:.1f}s, {results[name]['tokens_per_s']:,.0f} tokens/s, HR@10 "
               f"{results[name]['hr@10']:.4f}", flush=True)
 
-    for rep in range(a.reps):
+    for _rep in range(a.reps):
         for npart in [int(x) for x in a.partitions.split(",")]:
             name = f"mllib np={npart}"
             t0 = time.perf_counter()

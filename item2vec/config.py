@@ -54,7 +54,8 @@ class VocabularyConfig:
 @dataclass(frozen=True)
 class CorpusConfig:
     subsample: float = _rule(0, 1)
-    copies: int = _rule(1, 100)
+    copies: int = _rule(0, 100)
+    max_auto_copies: int = _rule(1, 100)
     mode: str = _rule(choices=("sequence", "basket"))
     min_sentence_length: int = _rule(2)
 
@@ -64,8 +65,8 @@ class TrainConfig:
     vector_size: int = _rule(1, 4096)
     window: int = _rule(1, 1000)
     iterations: int = _rule(0, 1000)
-    auto_token_passes: int = _rule(1)
-    max_auto_iterations: int = _rule(1, 1000)
+    auto_tokens: int = _rule(1)
+    max_auto_passes: int = _rule(1, 10000)
     step_size: float = _rule(0, 1, lo_open=True)
     num_partitions: int = _rule(1, 10000)
     seed: int = _rule()

@@ -35,6 +35,13 @@ def uniform(*cols: Column) -> Column:
     return F.xxhash64(*cols).bitwiseAND(F.lit(_MANTISSA)) / F.lit(float(_MANTISSA + 1))
 
 
+def expected_tokens(vocab: DataFrame, *, subsample: float) -> float:
+    """Tokens one subsampled copy of the corpus is expected to hold (sum of f x keep)."""
+    total = vocab.agg(F.sum(FREQUENCY)).first()[0] or 1
+    keep = keep_probability(F.col(FREQUENCY), total, subsample)
+    return float(vocab.agg(F.sum(F.col(FREQUENCY) * keep)).first()[0] or 0.0)
+
+
 def build_corpus(sessions: DataFrame, vocab: DataFrame, *, subsample: float, copies: int,
                  mode: str, min_sentence_length: int, seed: int) -> DataFrame:
     """Sessions + vocabulary -> one ``sentence`` (array<string> of item indexes) per row.

@@ -57,7 +57,8 @@ class Model:
     item_vectors: DataFrame  # item_id, item_index, frequency, vector
     matrix: np.ndarray  # V x dim, row i = item_index i
     dropped: int  # vocabulary items that got no vector (removed from every corpus copy)
-    iterations: int  # training passes actually used
+    copies: int  # corpus copies actually used
+    iterations: int  # training iterations actually used
 
 
 def load_input(spark: SparkSession, cfg: Config, input_path: str | None,
@@ -98,9 +99,13 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
         train_mod.check_capacity(size, cfg.train.vector_size,
                                  driver_bytes=_driver_memory_bytes(spark))
     with progress.stage(f"{label}corpus") as note:
-        c = cfg.corpus
+        c, t = cfg.corpus, cfg.train
+        copies, iterations = train_mod.plan_passes(
+            corpus_mod.expected_tokens(vocab, subsample=c.subsample), copies=c.copies,
+            iterations=t.iterations, auto_tokens=t.auto_tokens,
+            max_auto_passes=t.max_auto_passes, max_auto_copies=c.max_auto_copies)
         sentences = corpus_mod.build_corpus(sessions, vocab, subsample=c.subsample,
-                                            copies=c.copies, mode=c.mode,
+                                            copies=copies, mode=c.mode,
                                             min_sentence_length=c.min_sentence_length,
                                             seed=cfg.train.seed)
         if "corpus" in cfg.spark.fail_first_attempt:
@@ -109,15 +114,11 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
         stats = sentences.agg(F.count(F.lit(1)).alias("n"),
                               F.sum(F.size(corpus_mod.SENTENCE)).alias("t")).first()
         note.append(f"{stats['n']:,} sentences, {stats['t'] or 0:,} tokens "
-                    f"({c.copies} copies, subsample {c.subsample:g}, {c.mode})")
+                    f"({copies} copies, subsample {c.subsample:g}, {c.mode})")
         if not stats["n"]:
             raise BadInput("no training sentences left after subsampling; lower "
                            "corpus.min_sentence_length or raise corpus.subsample")
     with progress.stage(f"{label}train") as note:
-        t = cfg.train
-        iterations = train_mod.iterations_for(int(stats["t"] or 0), iterations=t.iterations,
-                                              auto_token_passes=t.auto_token_passes,
-                                              max_auto_iterations=t.max_auto_iterations)
         vectors = train_mod.train_vectors(sentences, vector_size=t.vector_size, window=t.window,
                                           iterations=iterations, step_size=t.step_size,
                                           num_partitions=t.num_partitions, seed=t.seed,
@@ -125,7 +126,7 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
         matrix, present = train_mod.to_matrix(vectors, size)
         sentences.unpersist()
         note.append(f"{int(present.sum()):,} vectors of dim {t.vector_size}, "
-                    f"{iterations} pass(es)")
+                    f"{iterations} iteration(s) over {copies} copies")
     joined = vocab.join(vectors, vocab_mod.INDEX)
     dropped = int(size - present.sum())
     if dropped:  # re-number so that indexes stay dense 0..V-1 in the same order
@@ -136,7 +137,7 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
                                  train_mod.VECTOR).persist()
     final_vocab = item_vectors.select(events_mod.ITEM, vocab_mod.INDEX, vocab_mod.FREQUENCY)
     vocab.unpersist()
-    return Model(final_vocab, item_vectors, matrix, dropped, iterations)
+    return Model(final_vocab, item_vectors, matrix, dropped, copies, iterations)
 
 
 def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
@@ -193,7 +194,8 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         model = train_model(spark, sessions, cfg, progress)
         vocab_size = int(model.matrix.shape[0])
         counts.update(vocabulary_size=vocab_size, items_without_vector=model.dropped)
-        manifest["training"] = {"iterations": model.iterations, "seed": cfg.train.seed}
+        manifest["training"] = {"copies": model.copies, "iterations": model.iterations,
+                                "seed": cfg.train.seed}
         with progress.stage("similar") as note:
             similar = similar_items(spark, model, cfg)
             model.vocab.write.mode("overwrite").parquet(publisher.dataset_uri("vocabulary"))

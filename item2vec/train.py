@@ -33,13 +33,21 @@ def check_capacity(vocab_size: int, vector_size: int, *, driver_bytes: int | Non
                        f"({driver_bytes >> 20:,} MiB); raise it or set vocabulary.max_vocab")
 
 
-def iterations_for(corpus_tokens: int, *, iterations: int, auto_token_passes: int,
-                   max_auto_iterations: int) -> int:
-    """``iterations`` if set, else enough passes to train on ``auto_token_passes`` tokens."""
-    if iterations:
-        return iterations
-    needed = -(-auto_token_passes // max(corpus_tokens, 1))
-    return int(min(max(needed, 1), max_auto_iterations))
+def plan_passes(tokens_per_copy: float, *, copies: int, iterations: int,
+                auto_tokens: int, max_auto_passes: int, max_auto_copies: int) -> tuple[int, int]:
+    """(copies, iterations) to use; 0 in either setting means "choose by corpus size".
+
+    Small logs need many passes to place rare items; a 10M-event log converges in about one,
+    and each pass over it costs minutes. So auto aims at ``auto_tokens`` training tokens in
+    all: passes = ceil(auto_tokens / tokens_per_copy), bounded by [1, max_auto_passes], spread
+    over independent subsampled copies first (up to ``max_auto_copies``), then iterations.
+    """
+    passes = int(min(max(-(-auto_tokens // max(int(tokens_per_copy), 1)), 1), max_auto_passes))
+    if not copies:
+        copies = min(-(-passes // iterations) if iterations else passes, max_auto_copies)
+    if not iterations:
+        iterations = max(1, -(-passes // copies))
+    return copies, iterations
 
 
 def train_vectors(corpus: DataFrame, *, vector_size: int, window: int, iterations: int,

@@ -35,7 +35,7 @@ PROG = "item2vec-tune"
 # What MLlib gives without tuning: dim 100, window 5, 1 iteration, min count 5, no subsampling.
 MLLIB_DEFAULTS = ("train.vector_size=100", "train.window=5", "train.iterations=1",
                   "train.step_size=0.025", "vocabulary.min_count=5", "corpus.subsample=0",
-                  "corpus.copies=1", "corpus.mode=\"sequence\"")
+                  "corpus.copies=1", "corpus.mode=\"sequence\"", "train.num_partitions=1")
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:

@@ -24,7 +24,7 @@ def test_config_file_merges_over_defaults(tmp_path):
     f = tmp_path / "my.toml"
     f.write_text("[train]\nvector_size = 8\n[similar]\nk = 12\n")
     cfg = config.load(str(f), ["similar.k=15"])
-    assert (cfg.train.vector_size, cfg.similar.k, cfg.train.window) == (8, 15, 10)
+    assert (cfg.train.vector_size, cfg.similar.k, cfg.train.window) == (8, 15, 5)
 
 
 @pytest.mark.parametrize(("override", "message"), [
