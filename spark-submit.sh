@@ -79,4 +79,18 @@ case "$MASTER" in
 esac
 # shellcheck disable=SC2206
 [ -n "${SPARK_SUBMIT_OPTS_EXTRA:-}" ] && SUBMIT+=(${SPARK_SUBMIT_OPTS_EXTRA})
+# spark-submit's PythonRunner merges the Python driver's stderr into the JVM's stdout. Route
+# the job's own stderr lines (progress "[item2vec] ...", the one-line "item2vec: error: ..."
+# reason) back to stderr, as the contract promises; everything else stays on stdout. The JVM
+# keeps this script's pid (exec) and process group; the filter ends when the JVM's output does.
+route_driver_output() {
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      "[item2vec"*|"item2vec: "*|"item2vec-tune: "*|"report: "*) printf '%s\n' "$line" >&2 ;;
+      *) printf '%s\n' "$line" ;;
+    esac
+  done
+}
+exec > >(route_driver_output)
 exec "${SUBMIT[@]}" "$ROOT/$JOB" "${ARGS[@]}"

@@ -58,7 +58,7 @@ def run(name: str) -> list[dict]:
     subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     rows = pq.read_table(out / "tune-2026-11-25.parquet").to_pylist()
-    return [r | {"dataset": name} for r in rows]
+    return [r | {"dataset": name} for r in rows if r["variant"]]
 
 
 def table(rows: list[dict]) -> str:

@@ -95,6 +95,10 @@ def _submitted_conf() -> set[str]:
         return set()
     from pyspark import SparkConf
 
+    # Connect to spark-submit's JVM first: before that, SparkConf() is an empty Python-side
+    # conf, "spark.master" looks unset and --master (e.g. spark://..., local[2,3]) was replaced
+    # by local[*].
+    SparkContext._ensure_initialized()
     return {k for k, _ in SparkConf().getAll()}
 
 

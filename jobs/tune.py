@@ -71,6 +71,9 @@ def _split_values(text: str) -> list[str]:
 
 
 def variants(grid: dict[str, list[str]], *, n_random: int, seed: int) -> list[tuple[str, ...]]:
+    """Grid points as override lists (empty grid: none; the defaults always run)."""
+    if not grid:
+        return []
     keys = sorted(grid)
     combos = [tuple(f"{k}={v}" for k, v in zip(keys, vals, strict=True))
               for vals in itertools.product(*(grid[k] for k in keys))]

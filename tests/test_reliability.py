@@ -79,18 +79,32 @@ def run_job(log: str, out: Path, run_date: str, *extra: str) -> int:
     return main(["--input", log, "--output", str(out), "--run-date", run_date, *TINY, *extra])
 
 
-def spark_submit(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+def spark_submit(*runs: list[str], timeout: float = 400) -> list[subprocess.CompletedProcess]:
+    """Run ./spark-submit.sh once per argument list, concurrently, each in its own process
+    group (killed whole if it outlives the timeout)."""
     env = {**os.environ, "ITEM2VEC_DRIVER_MEMORY": "1g"}
-    proc = subprocess.Popen([str(ROOT / "spark-submit.sh"), *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    procs = [subprocess.Popen([str(ROOT / "spark-submit.sh"), *args], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True) for args in runs]
+    done = []
     try:
-        out, err = proc.communicate(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
     finally:
-        if proc.poll() is None:  # timed out or interrupted: no JVM left behind
-            os.killpg(proc.pid, 9)
-            proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        for proc in procs:
+            if proc.poll() is None:  # timed out or interrupted: no JVM left behind
+                os.killpg(proc.pid, 9)
+                proc.wait()
+    return done
+
+
+def error_line(stderr: str) -> str:
+    """The job's one-line reason (the JVM's own log lines may come after it)."""
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("item2vec: ")]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -219,23 +233,30 @@ def test_injected_failures_without_retries_fail_and_publish_nothing(spark, log, 
 
 
 @pytest.fixture(scope="module")
-def retried(history, log, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("retried") / "out"
-    proc = spark_submit("--master", "local[2,3]", "--input", log[0], "--output", str(out),
-                        "--run-date", "2026-01-08", *TINY, FAULTS,
-                        "--set", "spark.log_level=WARN")  # WARN shows the lost tasks
-    return {"out": out, "proc": proc}
+def retried(log, tmp_path_factory) -> dict:
+    """The same job through spark-submit on local[2,3] (up to 3 attempts per task), with and
+    without injected faults, run side by side."""
+    d = tmp_path_factory.mktemp("retried")
+    common = ["--master", "local[2,3]", "--input", log[0], "--run-date", "2026-01-08", *TINY]
+    faulty, clean = spark_submit(
+        [*common, "--output", str(d / "faulty"), FAULTS,
+         "--set", "spark.log_level=WARN"],  # WARN shows the lost task attempts
+        [*common, "--output", str(d / "clean")])
+    return {"faulty": faulty, "clean": clean, "dir": d}
 
 
-def test_retried_tasks_give_identical_outputs(retried, history):
-    proc, out = retried["proc"], retried["out"]
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    # the faults did fire, in both stages, and Spark retried them
-    assert "injected failure in stage 'corpus' (first attempt)" in proc.stderr
-    assert "injected failure in stage 'similar' (first attempt)" in proc.stderr
-    run = out / "dt=2026-01-08"
+def test_retried_tasks_give_identical_outputs(retried):
+    faulty, clean, d = retried["faulty"], retried["clean"], retried["dir"]
+    assert clean.returncode == 0, clean.stderr[-4000:]
+    assert faulty.returncode == 0, faulty.stderr[-4000:]
+    # the faults did fire, in both stages, and Spark retried the tasks
+    for stage in ("corpus", "similar"):
+        assert f"injected failure in stage '{stage}' (first attempt)" in faulty.stderr
+    assert "injected failure" not in clean.stderr
+    run = d / "faulty" / "dt=2026-01-08"
     assert manifest(run)["config"]["spark"]["fail_first_attempt"] == ["corpus", "similar"]
-    assert read_sorted(run) == history["first"]  # same as the clean in-process run
+    assert (run / "_SUCCESS").exists()
+    assert read_sorted(run) == read_sorted(d / "clean" / "dt=2026-01-08")
 
 
 # -- 3. concurrency --------------------------------------------------------------------------
@@ -279,14 +300,14 @@ def test_two_runs_race_the_loser_exits_with_locked_by(spark, log, tmp_path, monk
             assert winner.is_alive() and time.monotonic() < deadline, "winner never locked"
             time.sleep(0.1)
         holder = json.loads((out / publish.LOCK).read_text())
-        loser = spark_submit("--master", "local[1]", "--input", log[0], "--output", str(out),
-                             "--run-date", "2026-01-09", *TINY)
+        (loser,) = spark_submit(["--master", "local[1]", "--input", log[0],
+                                 "--output", str(out), "--run-date", "2026-01-09", *TINY])
     finally:
         loser_done.set()
         winner.join(timeout=400)
     assert not winner.is_alive()
     assert loser.returncode == 1, loser.stderr[-3000:]
-    line = loser.stderr.strip().splitlines()[-1]
+    line = error_line(loser.stderr)
     assert line.startswith("item2vec: error: output ") and \
         f"is locked by run {holder['run_id']} (pid {os.getpid()}" in line, line
     assert result["code"] == 0, capsys.readouterr().err
