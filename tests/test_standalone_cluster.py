@@ -42,8 +42,17 @@ def free_port() -> int:
 
 
 def group_alive(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
     out = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    alive = []
+    for pid in map(int, out.split()):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
 
 
 def stop_group(proc: subprocess.Popen) -> None:
@@ -55,6 +64,7 @@ def stop_group(proc: subprocess.Popen) -> None:
             break
         deadline = time.monotonic() + grace
         while group_alive(proc.pid) and time.monotonic() < deadline:
+            proc.poll()  # reap our own child so that it does not linger as a zombie
             time.sleep(0.2)
         if not group_alive(proc.pid):
             break
