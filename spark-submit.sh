@@ -44,7 +44,7 @@ ZIP="$ROOT/build/item2vec.zip"
 (cd "$ROOT" && "$PY" - "$ZIP" <<'PYZIP'
 import os, sys, zipfile
 out = sys.argv[1]
-tmp = out + ".tmp"
+tmp = f"{out}.tmp-{os.getpid()}"  # unique: concurrent runs build the zip at once
 with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
     for top in ("item2vec",):
         for dirpath, dirnames, filenames in os.walk(top):

@@ -8,6 +8,7 @@ make the whole input unusable (missing columns, wrong types) raise BadInput inst
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -36,8 +37,17 @@ def read_events(spark: SparkSession, path: str, *, fmt: str) -> DataFrame:
             return spark.read.option("header", True).option("inferSchema", True).csv(path)
         return spark.read.parquet(path)
     except Exception as exc:  # AnalysisException and friends: path missing, not Parquet, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"cannot read input {path!r} as {fmt}: {first}") from None
+        raise BadInput(f"cannot read input {path!r} as {fmt}: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """The first informative line of an error; py4j's starts with 'An error occurred while
+    calling o123.parquet.' and names the real problem (and its Java class) only after it."""
+    lines = [ln.strip().lstrip(":").strip() for ln in str(exc).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("An error occurred while calling")]
+    if not lines:
+        return type(exc).__name__
+    return re.sub(r"^(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error): ", "", lines[0])
 
 
 def _looks_like_csv(spark: SparkSession, path: str) -> bool:

@@ -116,7 +116,8 @@ class Publisher:
             old = self.store.join(TRASH, f"{self.run_id}-{self.partition}")
             self.store.rename(final, old)
         self.store.rename(self.staging, final)
-        self.store.write_text(self.store.join(LATEST), self.partition + "\n")
+        if self.moves_latest():
+            self.store.write_text(self.store.join(LATEST), self.partition + "\n")
         if old:
             self.store.delete(old)
         return final
@@ -135,6 +136,11 @@ class Publisher:
         self.store.write_text(self.store.join(STAGING, self.run_id, MANIFEST),
                               json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
         self.store.write_text(self.store.join(STAGING, self.run_id, SUCCESS), "")
+
+    def moves_latest(self) -> bool:
+        """LATEST only moves forward: a backfill of an older date does not turn it back."""
+        current = self.latest()
+        return not current or not _PARTITION.match(current) or current <= self.partition
 
     # -- after publishing ------------------------------------------------------------------
     def latest(self) -> str | None:

@@ -118,7 +118,8 @@ def crashed(spark, tmp_path_factory):
                 break
             time.sleep(0.2)
         else:
-            pytest.fail("second run never wrote under _staging/:\n" + (d / "second.log").read_text())
+            pytest.fail("second run never wrote under _staging/:\n"
+                        + (d / "second.log").read_text())
         group = [int(p) for p in subprocess.run(["pgrep", "-g", str(proc.pid)],
                                                 capture_output=True, text=True).stdout.split()]
         os.killpg(proc.pid, signal.SIGKILL)

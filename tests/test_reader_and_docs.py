@@ -225,7 +225,7 @@ def test_docs_example_runs(code: str, published: dict, request: pytest.FixtureRe
         request.getfixturevalue("spark")  # the example's getOrCreate() returns this session
     source = re.sub(r'^OUTPUT = "[^"]*"', f"OUTPUT = {str(published['out'])!r}", code, count=1)
     namespace: dict = {}
-    exec(compile(source, f"{DOCS.name}[{kind}]", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"{DOCS.name}[{kind}]", "exec"), namespace)
     assert _similar_ids(namespace["neighbours"]) == published["neighbours"][ITEM]
     assert _row_count(namespace["vectors"]) == len(published["ids"])
     if "matrix" in namespace:

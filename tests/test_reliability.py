@@ -177,8 +177,8 @@ def test_rerun_replaces_exactly_that_partition(history):
     assert data and not data & history["rerun_files"]
     assert history["before_retention"] == history["other_files"]  # 01-09 untouched
     assert manifest(out / "dt=2026-01-09")["run_id"] == history["other_manifest"]["run_id"]
-    # every run points LATEST at the partition it published, a re-run of an old date too
-    assert history["latest_after_rerun"] == "dt=2026-01-08"
+    # LATEST only moves forward: backfilling the older date leaves it on 01-09
+    assert history["latest_after_rerun"] == "dt=2026-01-09"
 
 
 @pytest.mark.parametrize("which, run_date", [("first_manifest", "2026-01-08"),
@@ -285,7 +285,7 @@ def test_two_runs_race_the_loser_exits_with_locked_by(spark, log, tmp_path, monk
     loser_done = threading.Event()
     original = Publisher.publish
 
-    def publish_after_loser(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def publish_after_loser(self, *args, **kwargs):
         assert loser_done.wait(timeout=400)
         return original(self, *args, **kwargs)
 

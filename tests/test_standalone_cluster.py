@@ -8,6 +8,7 @@ whether the test passes or not.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -190,4 +191,4 @@ def test_outputs_match_the_contract(cluster_run):
         assert [r for r, _, _ in neighbours] == list(range(1, K + 1))
         assert item not in {o for _, o, _ in neighbours}
         scores = [s for _, _, s in neighbours]
-        assert all(a >= b for a, b in zip(scores, scores[1:], strict=False))
+        assert all(a >= b for a, b in itertools.pairwise(scores))

@@ -9,7 +9,7 @@ def test_grid_parsing_keeps_lists_and_strings():
                        "corpus.mode=sequence,basket"])
     assert grid == {"train.window": ["3", "5"], "input.event_types": ['["view","cart"]', "[]"],
                     "corpus.mode": ["sequence", "basket"]}
-    with pytest.raises(BadInput, match="expected section.key=v1,v2"):
+    with pytest.raises(BadInput, match=r"expected section\.key=v1,v2"):
         parse_grid(["window=3"])
 
 
