@@ -68,7 +68,8 @@ class TrainConfig:
     auto_tokens: int = _rule(1)
     max_auto_passes: int = _rule(1, 10000)
     step_size: float = _rule(0, 1, lo_open=True)
-    num_partitions: int = _rule(1, 10000)
+    num_partitions: int = _rule(0, 10000)
+    tokens_per_partition: int = _rule(1)
     seed: int = _rule()
     max_sentence_length: int = _rule(2)
 

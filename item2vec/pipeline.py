@@ -59,6 +59,7 @@ class Model:
     dropped: int  # vocabulary items that got no vector (removed from every corpus copy)
     copies: int  # corpus copies actually used
     iterations: int  # training iterations actually used
+    partitions: int  # MLlib numPartitions actually used
 
 
 def load_input(spark: SparkSession, cfg: Config, input_path: str | None,
@@ -100,8 +101,13 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
                                  driver_bytes=_driver_memory_bytes(spark))
     with progress.stage(f"{label}corpus") as note:
         c, t = cfg.corpus, cfg.train
+        per_copy = corpus_mod.expected_tokens(vocab, subsample=c.subsample)
+        partitions = train_mod.plan_partitions(
+            per_copy, num_partitions=t.num_partitions,
+            tokens_per_partition=t.tokens_per_partition,
+            cores=spark.sparkContext.defaultParallelism)
         copies, iterations = train_mod.plan_passes(
-            corpus_mod.expected_tokens(vocab, subsample=c.subsample), copies=c.copies,
+            per_copy, copies=c.copies,
             iterations=t.iterations, auto_tokens=t.auto_tokens,
             max_auto_passes=t.max_auto_passes, max_auto_copies=c.max_auto_copies)
         sentences = corpus_mod.build_corpus(sessions, vocab, subsample=c.subsample,
@@ -121,12 +127,12 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
     with progress.stage(f"{label}train") as note:
         vectors = train_mod.train_vectors(sentences, vector_size=t.vector_size, window=t.window,
                                           iterations=iterations, step_size=t.step_size,
-                                          num_partitions=t.num_partitions, seed=t.seed,
+                                          num_partitions=partitions, seed=t.seed,
                                           max_sentence_length=t.max_sentence_length)
         matrix, present = train_mod.to_matrix(vectors, size)
         sentences.unpersist()
         note.append(f"{int(present.sum()):,} vectors of dim {t.vector_size}, "
-                    f"{iterations} iteration(s) over {copies} copies")
+                    f"{iterations} iteration(s) over {copies} copies, {partitions} partition(s)")
     joined = vocab.join(vectors, vocab_mod.INDEX)
     dropped = int(size - present.sum())
     if dropped:  # re-number so that indexes stay dense 0..V-1 in the same order
@@ -137,7 +143,7 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
                                  train_mod.VECTOR).persist()
     final_vocab = item_vectors.select(events_mod.ITEM, vocab_mod.INDEX, vocab_mod.FREQUENCY)
     vocab.unpersist()
-    return Model(final_vocab, item_vectors, matrix, dropped, copies, iterations)
+    return Model(final_vocab, item_vectors, matrix, dropped, copies, iterations, partitions)
 
 
 def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
@@ -195,7 +201,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         vocab_size = int(model.matrix.shape[0])
         counts.update(vocabulary_size=vocab_size, items_without_vector=model.dropped)
         manifest["training"] = {"copies": model.copies, "iterations": model.iterations,
-                                "seed": cfg.train.seed}
+                                "num_partitions": model.partitions, "seed": cfg.train.seed}
         with progress.stage("similar") as note:
             similar = similar_items(spark, model, cfg)
             model.vocab.write.mode("overwrite").parquet(publisher.dataset_uri("vocabulary"))

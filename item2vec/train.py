@@ -50,6 +50,16 @@ def plan_passes(tokens_per_copy: float, *, copies: int, iterations: int,
     return copies, iterations
 
 
+def plan_partitions(tokens_per_copy: float, *, num_partitions: int, tokens_per_partition: int,
+                    cores: int) -> int:
+    """MLlib numPartitions to use; 0 means one per ``tokens_per_partition`` tokens, at most
+    ``cores``. Averaging per-partition models costs little on large corpora and a lot on
+    small ones (each partition then sees too few contexts), so small logs train on one."""
+    if num_partitions:
+        return num_partitions
+    return int(min(max(int(tokens_per_copy) // tokens_per_partition, 1), max(cores, 1)))
+
+
 def train_vectors(corpus: DataFrame, *, vector_size: int, window: int, iterations: int,
                   step_size: float, num_partitions: int, seed: int,
                   max_sentence_length: int) -> DataFrame:

@@ -14,8 +14,9 @@ from item2vec import config, sample
 from jobs.run import main
 
 RUN_DATE = "2026-11-26"
+# On a log this small the model's lead over popularity is thin; the gate has its own test.
 SMALL = ["--set", "sample.users=800", "--set", "sample.items=300", "--set", "sample.categories=6",
-         "--set", "evaluate.max_test_pairs=5000"]
+         "--set", "evaluate.max_test_pairs=5000", "--set", "gate.min_lift_over_popularity=0"]
 
 
 def _read(path: Path) -> pa.Table:
@@ -156,3 +157,19 @@ def test_missing_input_column_exits_2_and_publishes_nothing(spark, tmp_path, cap
     assert len(errors) == 1 and "'item_id' (input.item_col) not found" in errors[0]
     assert not (out / "LATEST").exists()
     assert not list(out.glob("dt=*"))
+
+
+def test_quality_gate_failure_exits_3_keeps_the_run_and_leaves_latest(published):
+    latest = (published / "LATEST").read_text()
+    before = json.loads((published / f"dt={RUN_DATE}" / "manifest.json").read_text())["run_id"]
+    code = main(["--output", str(published), "--run-date", "2026-11-27", *SMALL,
+                 "--set", "gate.min_hr=0.99", "--set", "train.max_auto_passes=2"])
+    assert code == 3
+    assert (published / "LATEST").read_text() == latest
+    assert not (published / "dt=2026-11-27").exists()
+    kept = list((published / "_rejected").glob("dt=2026-11-27-*"))
+    assert len(kept) == 1
+    m = json.loads((kept[0] / "manifest.json").read_text())
+    assert m["status"] == "rejected" and m["metrics"]["models"]["item2vec"]["hr@10"] < 0.99
+    assert json.loads((published / f"dt={RUN_DATE}" / "manifest.json").read_text())[
+        "run_id"] == before

@@ -36,3 +36,16 @@ def test_train_gives_one_vector_per_token_and_a_dense_matrix(spark):
     assert matrix.shape == (5, 4) and matrix.dtype == np.float32
     assert present.tolist() == [True, True, True, True, False]
     assert not matrix[4].any() and matrix[:4].any()
+
+
+@pytest.mark.parametrize(("tokens", "setting", "cores", "expected"), [
+    (20_000, 0, 2, 1),         # small corpus: averaging would cost quality
+    (8_000_000, 0, 2, 2),      # large corpus: all cores
+    (8_000_000, 0, 64, 4),     # one partition per 2M tokens
+    (20_000, 3, 2, 3),         # explicit setting wins
+])
+def test_plan_partitions(tokens, setting, cores, expected):
+    from item2vec.train import plan_partitions
+
+    assert plan_partitions(tokens, num_partitions=setting, tokens_per_partition=2_000_000,
+                           cores=cores) == expected
