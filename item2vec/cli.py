@@ -19,6 +19,14 @@ class ArgumentParser(argparse.ArgumentParser):
         raise BadInput(message)
 
 
+def job_parser(prog: str, doc: str | None) -> ArgumentParser:
+    """A job's parser: its docstring as help (examples kept as written) plus the common flags."""
+    parser = ArgumentParser(prog=prog, description=doc,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(parser)
+    return parser
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", metavar="PATH",
                         help="event log (Parquet or CSV file/directory); omit for the sample")

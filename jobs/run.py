@@ -22,9 +22,7 @@ PROG = "item2vec"
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the job, return the exit status (0, 1, 2 or 3; see CONTRACT.md)."""
-    parser = cli.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    cli.add_common(parser)
+    parser = cli.job_parser(PROG, __doc__)
     parser.add_argument("--output", required=True, metavar="PATH",
                         help="output root: dt=YYYY-MM-DD/ partitions and LATEST go here")
     parser.add_argument("--items", metavar="PATH",

@@ -1,7 +1,6 @@
 """Sweep the main knobs on the evaluation holdout and print/write a results table, best first.
 
-Examples:
-  ./spark-submit.sh ... is not needed: run it like the job, with ITEM2VEC_JOB=jobs/tune.py
+Examples (spark-submit.sh runs this job instead of the nightly one with ITEM2VEC_JOB):
   ITEM2VEC_JOB=jobs/tune.py ./spark-submit.sh --input events/ --output tune-out/ \\
       --grid train.window=5,10 --grid train.iterations=3,10 --grid corpus.subsample=0,1e-4
   ITEM2VEC_JOB=jobs/tune.py ./spark-submit.sh --output tune-out/ --random 12 --seed 1 \\
@@ -83,9 +82,7 @@ def variants(grid: dict[str, list[str]], *, n_random: int, seed: int) -> list[tu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=cli.argparse.RawDescriptionHelpFormatter)
-    cli.add_common(parser)
+    parser = cli.job_parser(PROG, __doc__)
     parser.add_argument("--output", required=True, metavar="PATH",
                         help="directory for tune-<run date>.parquet")
     parser.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",

@@ -35,3 +35,12 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_session_conf(spark):
+    """A job's main() tunes the shared session (shuffle partitions); give the next module back
+    the suite's settings."""
+    saved = spark.conf.get("spark.sql.shuffle.partitions")
+    yield
+    spark.conf.set("spark.sql.shuffle.partitions", saved)

@@ -88,13 +88,6 @@ def read(path: Path) -> pa.Table:
     return ds.dataset(str(path), format="parquet").to_table()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_session_conf(spark):
-    """main() tunes the shared session (shuffle partitions); give other modules theirs back."""
-    saved = spark.conf.get("spark.sql.shuffle.partitions")
-    yield
-    spark.conf.set("spark.sql.shuffle.partitions", saved)
-
 
 @pytest.fixture(scope="module")
 def published(spark, tmp_path_factory) -> Path:

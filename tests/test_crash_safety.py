@@ -79,12 +79,6 @@ def pid_state(pid: int) -> str | None:
         return None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_session_conf(spark):
-    saved = spark.conf.get("spark.sql.shuffle.partitions")
-    yield
-    spark.conf.set("spark.sql.shuffle.partitions", saved)
-
 
 @pytest.fixture(scope="module")
 def crashed(spark, tmp_path_factory):

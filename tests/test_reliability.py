@@ -107,12 +107,6 @@ def error_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_session_conf(spark):
-    saved = spark.conf.get("spark.sql.shuffle.partitions")
-    yield
-    spark.conf.set("spark.sql.shuffle.partitions", saved)
-
 
 @pytest.fixture(scope="module")
 def log(tmp_path_factory) -> tuple[str, list[dt.datetime]]:
