@@ -251,7 +251,8 @@ def _report_writer(publisher: Publisher, cfg: Config, items: Any,
             return
         try:
             paths = build_report(run_dir, items=items, top_n=cfg.report.top_n,
-                                 seed=cfg.train.seed)
+                                 seed=cfg.train.seed,
+                                 shown_path=publisher.store.join(publisher.partition))
         except ImportError as exc:  # the report extra is not installed
             progress.say(f"report skipped: {exc}")
             return

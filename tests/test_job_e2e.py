@@ -173,3 +173,16 @@ def test_quality_gate_failure_exits_3_keeps_the_run_and_leaves_latest(published)
     assert m["status"] == "rejected" and m["metrics"]["models"]["item2vec"]["hr@10"] < 0.99
     assert json.loads((published / f"dt={RUN_DATE}" / "manifest.json").read_text())[
         "run_id"] == before
+
+
+def test_job_draws_the_report_into_the_published_run(spark, tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "out"
+    assert main(["--output", str(out), "--run-date", RUN_DATE, *SMALL,
+                 "--set", "evaluate.enabled=false", "--set", "train.max_auto_passes=2",
+                 "--set", "report.enabled=true", "--set", "report.top_n=100"]) == 0
+    report = out / f"dt={RUN_DATE}" / "report"
+    html = (report / "report.html").read_text()
+    assert (report / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report / "projector" / "vectors.tsv").exists()
+    assert str(out / f"dt={RUN_DATE}") in html and "_staging" not in html

@@ -39,11 +39,13 @@ def build_report(
     top_n: int = 2000,
     labelled: int = 6,
     seed: int = 0,
+    shown_path: str | None = None,
 ) -> dict[str, str]:
     """Write map.png, report.html and projector/ into ``out_dir`` (default ``run_dir/report``).
 
     ``items`` is a metadata table or a path for :func:`load_items`. ``top_n`` bounds the map
-    only; the projector export keeps its own default (10,000 items). Returns
+    only; the projector export keeps its own default (10,000 items). ``shown_path`` is the
+    run location printed in the HTML (default ``run_dir``). Returns
     {"map", "html", "projector", "vectors", "metadata", "projector_config"} -> path.
     """
     check_run_dir(run_dir)  # before mkdir: a typo must not create a fake run directory
@@ -54,7 +56,8 @@ def build_report(
     map_png = draw_map(
         run_dir, str(out / "map.png"), items=items, top_n=top_n, labelled=labelled, seed=seed
     )
-    html = write_report(run_dir, str(out / "report.html"), items=items, map_png=map_png)
+    html = write_report(run_dir, str(out / "report.html"), items=items, map_png=map_png,
+                        shown_path=shown_path)
     vectors, metadata, config = export_projector(run_dir, str(out / "projector"), items=items)
     return {
         "map": map_png,
