@@ -77,6 +77,22 @@ def load_input(spark: SparkSession, cfg: Config, input_path: str | None,
                        "fingerprint": _fingerprint(spark, raw)}, None
 
 
+def run_end_of(run_date: dt.date) -> dt.datetime:
+    """Events at or after this instant (midnight UTC after the run date) are rejected."""
+    return dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
+def input_sessions(spark: SparkSession, cfg: Config, input_path: str | None,
+                   run_date: dt.date) -> DataFrame:
+    """Read, filter and sessionise without counting: what the evaluate and tune jobs need."""
+    run_end = run_end_of(run_date)
+    events, _, _ = load_input(spark, cfg, input_path, run_end)
+    tagged = events_mod.tag_rejections(events, run_end=run_end,
+                                       lookback_days=cfg.input.lookback_days,
+                                       event_types=cfg.input.event_types)
+    return sessions_from_events(events_mod.accepted(tagged), cfg)
+
+
 def sessions_from_events(events: DataFrame, cfg: Config) -> DataFrame:
     s = cfg.session
     return sessions_mod.sessionize(events, gap_minutes=s.gap_minutes,
@@ -161,7 +177,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
     progress = progress or Progress()
     started = _now()
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    run_end = dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    run_end = run_end_of(run_date)
     publisher = Publisher(Storage(spark, output), run_date, run_id)
     publisher.check_output()
     publisher.lock()
@@ -217,6 +233,8 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
             with progress.stage("evaluate") as note:
                 manifest["metrics"] = evaluate_mod.evaluate(spark, sessions, cfg, progress)
                 note.append(evaluate_mod.summary_line(manifest["metrics"]))
+                publisher.store.write_text(f"{publisher.staging}/metrics.json",
+                                           json.dumps(manifest["metrics"], indent=2) + "\n")
         sessions.unpersist()
         model.item_vectors.unpersist()
         manifest["timings_s"] = dict(progress.timings)

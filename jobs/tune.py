@@ -118,14 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def sweep(spark: SparkSession, base: config.Config, args: argparse.Namespace,
           points: list[tuple[str, ...]], progress: Progress) -> list[dict]:
-    run_end = dt.datetime.combine(args.run_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    events, _, _ = pipeline.load_input(spark, base, args.input, run_end)
-    from item2vec import events as events_mod
-
-    tagged = events_mod.tag_rejections(events, run_end=run_end,
-                                       lookback_days=base.input.lookback_days,
-                                       event_types=base.input.event_types)
-    sessions = pipeline.sessions_from_events(events_mod.accepted(tagged), base).persist()
+    sessions = pipeline.input_sessions(spark, base, args.input, args.run_date).persist()
     holdout = evaluate.prepare(spark, sessions, base)
     rows: list[dict] = []
     labelled = [("defaults", ())] + [(" ".join(p), p) for p in points]

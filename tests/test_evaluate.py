@@ -69,3 +69,21 @@ def test_split_holdout_by_session_start(spark):
 def test_metrics_table_lists_every_model():
     text = ev.metrics_table({"models": {"item2vec": {"hr@10": 0.5}, "popularity": {}}})
     assert "item2vec" in text and "0.5000" in text and "popularity" in text
+
+
+def test_evaluate_job_prints_and_writes_metrics(spark, tmp_path, capsys):
+    import json
+
+    from jobs.evaluate import main
+
+    code = main(["--output", str(tmp_path), "--run-date", "2026-11-26",
+                 "--set", "sample.users=300", "--set", "sample.items=120",
+                 "--set", "train.max_auto_passes=2", "--set", "train.vector_size=16"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "cooc_knn" in out and "popularity" in out
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    models = data["metrics"]["models"]
+    assert set(models) == {"item2vec", "popularity", "cooc_knn"}
+    assert data["metrics"]["holdout"]["pairs"] > 0
+    assert all(0 <= m["hr@10"] <= m["hr@20"] <= 1 for m in models.values())

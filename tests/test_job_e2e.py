@@ -103,6 +103,8 @@ def test_manifest_has_the_contract_keys(published):
     assert m["config"]["sample"]["users"] == 800
     models = m["metrics"]["models"]
     assert set(models) == {"item2vec", "popularity", "cooc_knn"}
+    metrics_file = published / f"dt={RUN_DATE}" / "metrics.json"
+    assert json.loads(metrics_file.read_text()) == m["metrics"]
     assert 0 <= models["item2vec"]["hr@10"] <= 1
     assert dt.datetime.fromisoformat(m["finished_at"].replace("Z", "+00:00"))
 

@@ -1,0 +1,63 @@
+"""Evaluate the configured model against popularity and item co-occurrence kNN, publish nothing.
+
+The same holdout as the nightly job: the latest evaluate.test_fraction of sessions is the test
+set, a model is trained on the rest, and each next item of a test session is predicted from the
+previous one. Prints the metrics table and, with --output, writes metrics.json there.
+
+Examples:
+  ITEM2VEC_JOB=jobs/evaluate.py ./spark-submit.sh --input events/ --run-date 2026-11-26
+  ITEM2VEC_JOB=jobs/evaluate.py ./spark-submit.sh --input events/ --output eval/ \\
+      --set train.window=10 --set evaluate.test_fraction=0.1
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run from a checkout
+
+from item2vec import cli, config, evaluate, pipeline
+from item2vec.progress import Progress
+from item2vec.sparkenv import get_spark
+from item2vec.storage import Storage
+
+PROG = "item2vec-evaluate"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, evaluate, return 0 (or 1/2 like the job)."""
+    parser = cli.job_parser(PROG, __doc__)
+    parser.add_argument("--output", metavar="PATH", help="directory for metrics.json (optional)")
+
+    def body() -> int:
+        args = parser.parse_args(argv)
+        cfg = config.load(args.config, args.overrides)
+        spark, created = get_spark(PROG, log_level=cfg.spark.log_level, master=args.master,
+                                   shuffle_partitions=cfg.spark.shuffle_partitions)
+        progress = Progress(prefix=PROG)
+        try:
+            sessions = pipeline.input_sessions(spark, cfg, args.input, args.run_date).persist()
+            with progress.stage("evaluate") as note:
+                metrics = evaluate.evaluate(spark, sessions, cfg, progress)
+                note.append(evaluate.summary_line(metrics))
+            print(evaluate.metrics_table(metrics))
+            if args.output:
+                store = Storage(spark, args.output)
+                store.mkdirs(store.root)
+                path = store.join("metrics.json")
+                store.write_text(path, json.dumps(
+                    {"run_date": args.run_date.isoformat(), "config": cfg.to_dict(),
+                     "metrics": metrics}, indent=2, default=str) + "\n")
+                print(f"metrics: {path}")
+            return 0
+        finally:
+            if created:
+                spark.stop()
+
+    return cli.guarded(body, prog=PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
