@@ -30,7 +30,7 @@ from item2vec.progress import Progress
 from item2vec.sessions import ITEMS, SESSION_ID, START
 from item2vec.vocabulary import FREQUENCY, INDEX
 
-PREV, NEXT, RANK, REC = "prev_item", "next_item", "rank", "rec_item"
+PREV, NEXT, RANK, REC, BUCKET = "prev_item", "next_item", "rank", "rec_item", "bucket"
 BUCKETS = (("head", 0.01), ("torso", 0.1), ("tail", 1.0))
 
 
@@ -82,11 +82,28 @@ def score_recommendations(pairs: DataFrame, recs: DataFrame, *, ks: tuple[int, .
     joined = pairs.join(recs.select(F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK),
                         [PREV, NEXT], "left")
     row = joined.agg(*rank_metrics(joined, ks), F.count(F.lit(1)).alias("n")).first().asDict()
-    out = {k: round(float(v), 6) for k, v in row.items() if k != "n"}
+    out: dict[str, Any] = {k: round(float(v), 6) for k, v in row.items() if k != "n"}
+    if BUCKET in pairs.columns:  # HR at the first cut-off by popularity of the item to predict
+        k = min(ks)
+        hit = F.when(F.col(RANK).isNotNull() & (F.col(RANK) <= k), 1.0).otherwise(0.0)
+        rows = joined.groupBy(BUCKET).agg(F.avg(hit).alias("hr")).collect()
+        out[f"hr@{k}_by_popularity"] = {r[BUCKET]: round(float(r["hr"]), 6)
+                                        for r in sorted(rows, key=lambda r: r[BUCKET])}
     for k in ks:
         distinct = recs.where(F.col(RANK) <= k).select(REC).distinct().count()
         out[f"coverage@{k}"] = round(distinct / catalogue, 6) if catalogue else 0.0
     return out
+
+
+def popularity_buckets(train_counts: DataFrame) -> DataFrame:
+    """(item_id, bucket): head = the 1 % most frequent training items, torso = the next 9 %,
+    tail = the rest; items never seen in training are "unseen" where this is joined."""
+    order = Window.orderBy(F.col(FREQUENCY).desc(), F.col(ITEM))
+    share = F.percent_rank().over(order)
+    bucket = F.lit(BUCKETS[-1][0])
+    for name, upper in reversed(BUCKETS[:-1]):
+        bucket = F.when(share < upper, F.lit(name)).otherwise(bucket)
+    return train_counts.select(ITEM, bucket.alias(BUCKET))
 
 
 def popularity_recs(train_counts: DataFrame, queries: DataFrame, k: int) -> DataFrame:
@@ -134,12 +151,22 @@ def item2vec_recs(spark: SparkSession, model: Any, queries: DataFrame, k: int,
         ITEM, RANK, F.col(similar_mod.SIMILAR_ITEM).alias(REC))
 
 
+def train_counts_of(train: DataFrame) -> DataFrame:
+    """(item_id, frequency) over the training sessions."""
+    return (train.select(F.explode(ITEMS).alias(ITEM)).groupBy(ITEM)
+            .agg(F.count(F.lit(1)).alias(FREQUENCY)))
+
+
 def prepare(spark: SparkSession, sessions: DataFrame, cfg: Config) -> Holdout:
+    """Split once (cached), tagging each test pair with its next item's popularity bucket."""
     e = cfg.evaluate
     holdout = split_holdout(sessions, test_fraction=e.test_fraction, seed=cfg.train.seed,
                             max_test_pairs=e.max_test_pairs)
     holdout.train = holdout.train.persist(StorageLevel.MEMORY_AND_DISK)
-    holdout.pairs = holdout.pairs.persist(StorageLevel.MEMORY_AND_DISK)
+    buckets = popularity_buckets(train_counts_of(holdout.train)).withColumnRenamed(ITEM, NEXT)
+    holdout.pairs = (holdout.pairs.join(F.broadcast(buckets), NEXT, "left")
+                     .fillna({BUCKET: "unseen"})
+                     .persist(StorageLevel.MEMORY_AND_DISK))
     return holdout
 
 
@@ -172,8 +199,7 @@ def evaluate(spark: SparkSession, sessions: DataFrame, cfg: Config,
         answerable = pairs.count()
         if not answerable:
             return {"holdout": holdout.info | {"pairs": 0}, "models": {}}
-        train_counts = (holdout.train.select(F.explode(ITEMS).alias(ITEM)).groupBy(ITEM)
-                        .agg(F.count(F.lit(1)).alias(FREQUENCY)))
+        train_counts = train_counts_of(holdout.train)
         queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
         models = {"item2vec": model_metrics}
         models["popularity"] = score_recommendations(

@@ -146,12 +146,9 @@ def baseline_rows(holdout: evaluate.Holdout, pairs: DataFrame, catalogue: int,
     from pyspark.sql import functions as F
 
     from item2vec.events import ITEM
-    from item2vec.sessions import ITEMS
-    from item2vec.vocabulary import FREQUENCY
 
     ks = tuple(sorted(set(cfg.evaluate.ks)))
-    counts = (holdout.train.select(F.explode(ITEMS).alias(ITEM)).groupBy(ITEM)
-              .agg(F.count(F.lit(1)).alias(FREQUENCY)))
+    counts = evaluate.train_counts_of(holdout.train)
     queries = pairs.select(F.col(evaluate.PREV).alias(ITEM)).distinct()
     rows = []
     for name, recs in (
@@ -167,7 +164,14 @@ def baseline_rows(holdout: evaluate.Holdout, pairs: DataFrame, catalogue: int,
 
 
 def _flat(metrics: dict) -> dict:
-    return {k: float(v) for k, v in metrics.items()}
+    """Numbers as they are; nested per-bucket metrics as ``hr@10_by_popularity_head`` etc."""
+    out: dict = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update({f"{key}_{sub}": float(v) for sub, v in value.items()})
+        else:
+            out[key] = float(value)
+    return out
 
 
 def format_table(rows: list[dict]) -> str:

@@ -87,3 +87,17 @@ def test_evaluate_job_prints_and_writes_metrics(spark, tmp_path, capsys):
     assert set(models) == {"item2vec", "popularity", "cooc_knn"}
     assert data["metrics"]["holdout"]["pairs"] > 0
     assert all(0 <= m["hr@10"] <= m["hr@20"] <= 1 for m in models.values())
+
+
+def test_popularity_buckets_and_hr_by_bucket(spark):
+    counts = spark.createDataFrame([(f"i{n:03d}", 1000 - n) for n in range(200)],
+                                   "item_id string, frequency long")
+    buckets = {r.item_id: r.bucket for r in ev.popularity_buckets(counts).collect()}
+    assert [buckets[f"i{n:03d}"] for n in (0, 1, 2, 19, 20, 199)] == [
+        "head", "head", "torso", "torso", "tail", "tail"]
+    pairs = spark.createDataFrame([("a", "b", "head"), ("a", "c", "tail"), ("x", "b", "head")],
+                                  "prev_item string, next_item string, bucket string")
+    recs = spark.createDataFrame([("a", 1, "b"), ("x", 3, "c")],
+                                 "item_id string, rank int, rec_item string")
+    m = ev.score_recommendations(pairs, recs, ks=(1, 2), catalogue=4)
+    assert m["hr@1_by_popularity"] == {"head": 0.5, "tail": 0.0}
