@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
@@ -113,3 +115,16 @@ def _quiet_known_warnings(spark: SparkSession, log_level: str) -> None:
                  "org.apache.spark.sql.execution.window",
                  "org.apache.spark.ml.util.Instrumentation"):
         configurator.setLevel(name, level)
+
+
+@contextmanager
+def job_session(app_name: str, *, log_level: str, master: str | None,
+                shuffle_partitions: int | None) -> Iterator[SparkSession]:
+    """A job's session: built (or reused) on entry, stopped on exit only if built here."""
+    session, created = get_spark(app_name, log_level=log_level, master=master,
+                                 shuffle_partitions=shuffle_partitions)
+    try:
+        yield session
+    finally:
+        if created:
+            session.stop()

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when 
 
 from item2vec import cli, config, evaluate, pipeline
 from item2vec.progress import Progress
-from item2vec.sparkenv import get_spark
+from item2vec.sparkenv import job_session
 from item2vec.storage import Storage
 
 PROG = "item2vec-evaluate"
@@ -34,10 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         args = parser.parse_args(argv)
         cfg = config.load(args.config, args.overrides)
-        spark, created = get_spark(PROG, log_level=cfg.spark.log_level, master=args.master,
-                                   shuffle_partitions=cfg.spark.shuffle_partitions)
         progress = Progress(prefix=PROG)
-        try:
+        with job_session(PROG, log_level=cfg.spark.log_level, master=args.master,
+                         shuffle_partitions=cfg.spark.shuffle_partitions) as spark:
             sessions = pipeline.input_sessions(spark, cfg, args.input, args.run_date).persist()
             with progress.stage("evaluate") as note:
                 metrics = evaluate.evaluate(spark, sessions, cfg, progress)
@@ -52,9 +51,6 @@ def main(argv: list[str] | None = None) -> int:
                      "metrics": metrics}, indent=2, default=str) + "\n")
                 print(f"metrics: {path}")
             return 0
-        finally:
-            if created:
-                spark.stop()
 
     return cli.guarded(body, prog=PROG)
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when 
 
 from item2vec import cli, config, pipeline
 from item2vec.progress import Progress
-from item2vec.sparkenv import get_spark
+from item2vec.sparkenv import job_session
 
 PROG = "item2vec"
 
@@ -31,18 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         args = parser.parse_args(argv)
         cfg = config.load(args.config, args.overrides)
-        spark, created = get_spark("item2vec", log_level=cfg.spark.log_level, master=args.master,
-                                   shuffle_partitions=cfg.spark.shuffle_partitions)
-        progress = Progress(prefix=PROG)
-        try:
+        with job_session(PROG, log_level=cfg.spark.log_level, master=args.master,
+                         shuffle_partitions=cfg.spark.shuffle_partitions) as spark:
             result = pipeline.run(spark, cfg, input_path=args.input, output=args.output,
-                                  run_date=args.run_date, progress=progress,
+                                  run_date=args.run_date, progress=Progress(prefix=PROG),
                                   items_path=args.items)
             print(pipeline.summary(result), flush=True)
             return 0
-        finally:
-            if created:
-                spark.stop()
 
     return cli.guarded(body, prog=PROG)
 

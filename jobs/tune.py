@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from item2vec import cli, config, evaluate, pipeline
 from item2vec.errors import BadInput
 from item2vec.progress import Progress
-from item2vec.sparkenv import get_spark
+from item2vec.sparkenv import job_session
 
 PROG = "item2vec-tune"
 # What MLlib gives without tuning: dim 100, window 5, 1 iteration, min count 5, no subsampling.
@@ -100,18 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         points = variants(grid, n_random=args.random, seed=args.seed)
         for point in points:  # validate every variant before any Spark work
             config.load(args.config, [*args.overrides, *point])
-        spark, created = get_spark(PROG, log_level=base.spark.log_level, master=args.master,
-                                   shuffle_partitions=base.spark.shuffle_partitions)
-        progress = Progress(prefix=PROG)
-        try:
-            rows = sweep(spark, base, args, points, progress)
+        with job_session(PROG, log_level=base.spark.log_level, master=args.master,
+                         shuffle_partitions=base.spark.shuffle_partitions) as spark:
+            rows = sweep(spark, base, args, points, Progress(prefix=PROG))
             print(format_table(rows))
             out = write_table(spark, rows, args.output, args.run_date)
             print(f"results: {out}")
             return 0
-        finally:
-            if created:
-                spark.stop()
 
     return cli.guarded(body, prog=PROG)
 
