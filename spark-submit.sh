@@ -4,7 +4,7 @@
 #                     [--run-date YYYY-MM-DD] [--set section.key=value]...
 # Works from a plain shell: no venv activation, no SPARK_HOME needed.
 # Environment knobs:
-#   ITEM2VEC_JOB=jobs/run.py        which job to run (jobs/evaluate.py, jobs/tune.py, jobs/report.py)
+#   ITEM2VEC_JOB=jobs/run.py        which job to run (or jobs/evaluate.py, jobs/tune.py)
 #   ITEM2VEC_DRIVER_MEMORY=4g       driver memory (in local mode: the whole job's JVM heap)
 #   ITEM2VEC_PACK_VENV=1            ship .venv to executors as a packed archive (YARN/K8s)
 #   ITEM2VEC_SPARK_LOG_LEVEL=WARN   Spark's log level while it starts (then [spark] log_level)
