@@ -41,6 +41,7 @@ class Holdout:
     train: DataFrame  # sessions
     pairs: DataFrame  # prev_item, next_item
     info: dict[str, Any]
+    counts: DataFrame | None = None  # item_id, frequency over ``train`` (set by prepare)
 
 
 def split_holdout(sessions: DataFrame, *, test_fraction: float, seed: int,
@@ -69,11 +70,16 @@ def rank_metrics(ranks: DataFrame, ks: tuple[int, ...]) -> list[Column]:
     rank = F.col(RANK)
     cols = []
     for k in ks:
-        hit = rank.isNotNull() & (rank <= k)
+        hit = _hit(k)
         cols += [F.avg(F.when(hit, 1.0).otherwise(0.0)).alias(f"hr@{k}"),
                  F.avg(F.when(hit, 1.0 / rank).otherwise(0.0)).alias(f"mrr@{k}"),
                  F.avg(F.when(hit, 1.0 / F.log2(rank + 1)).otherwise(0.0)).alias(f"ndcg@{k}")]
     return cols
+
+
+def _hit(k: int) -> Column:
+    """The true next item is in the list at rank <= k."""
+    return F.col(RANK).isNotNull() & (F.col(RANK) <= k)
 
 
 def score_recommendations(pairs: DataFrame, recs: DataFrame, *, ks: tuple[int, ...],
@@ -85,7 +91,7 @@ def score_recommendations(pairs: DataFrame, recs: DataFrame, *, ks: tuple[int, .
     out: dict[str, Any] = {k: round(float(v), 6) for k, v in row.items() if k != "n"}
     if BUCKET in pairs.columns:  # HR at the first cut-off by popularity of the item to predict
         k = min(ks)
-        hit = F.when(F.col(RANK).isNotNull() & (F.col(RANK) <= k), 1.0).otherwise(0.0)
+        hit = F.when(_hit(k), 1.0).otherwise(0.0)
         rows = joined.groupBy(BUCKET).agg(F.avg(hit).alias("hr")).collect()
         out[f"hr@{k}_by_popularity"] = {r[BUCKET]: round(float(r["hr"]), 6)
                                         for r in sorted(rows, key=lambda r: r[BUCKET])}
@@ -158,12 +164,14 @@ def train_counts_of(train: DataFrame) -> DataFrame:
 
 
 def prepare(spark: SparkSession, sessions: DataFrame, cfg: Config) -> Holdout:
-    """Split once (cached), tagging each test pair with its next item's popularity bucket."""
+    """Split once (cached), with training item counts, tagging each test pair with its next
+    item's popularity bucket."""
     e = cfg.evaluate
     holdout = split_holdout(sessions, test_fraction=e.test_fraction, seed=cfg.train.seed,
                             max_test_pairs=e.max_test_pairs)
     holdout.train = holdout.train.persist(StorageLevel.MEMORY_AND_DISK)
-    buckets = popularity_buckets(train_counts_of(holdout.train)).withColumnRenamed(ITEM, NEXT)
+    holdout.counts = train_counts_of(holdout.train).persist()
+    buckets = popularity_buckets(holdout.counts).withColumnRenamed(ITEM, NEXT)
     holdout.pairs = (holdout.pairs.join(F.broadcast(buckets), NEXT, "left")
                      .fillna({BUCKET: "unseen"})
                      .persist(StorageLevel.MEMORY_AND_DISK))
@@ -199,7 +207,7 @@ def evaluate(spark: SparkSession, sessions: DataFrame, cfg: Config,
         answerable = pairs.count()
         if not answerable:
             return {"holdout": holdout.info | {"pairs": 0}, "models": {}}
-        train_counts = train_counts_of(holdout.train)
+        train_counts = holdout.counts
         queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
         models = {"item2vec": model_metrics}
         models["popularity"] = score_recommendations(
@@ -216,6 +224,7 @@ def evaluate(spark: SparkSession, sessions: DataFrame, cfg: Config,
     finally:
         holdout.train.unpersist()
         holdout.pairs.unpersist()
+        holdout.counts.unpersist()
 
 
 def summary_line(metrics: dict[str, Any]) -> str:

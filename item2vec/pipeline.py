@@ -262,16 +262,13 @@ def _report_writer(publisher: Publisher, cfg: Config, items: Any,
         return None
 
     def write(run_dir: str) -> None:
-        try:
+        try:  # the report extra is optional: its imports fail at import or at drawing time
             from item2vec.report import build_report
-        except ImportError as exc:
-            progress.say(f"report skipped: {exc}")
-            return
-        try:
+
             paths = build_report(run_dir, items=items, top_n=cfg.report.top_n,
                                  seed=cfg.train.seed,
                                  shown_path=publisher.store.join(publisher.partition))
-        except ImportError as exc:  # the report extra is not installed
+        except ImportError as exc:
             progress.say(f"report skipped: {exc}")
             return
         progress.say(f"report: {paths['html'].replace(run_dir, publisher.partition)}")

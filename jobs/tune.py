@@ -143,7 +143,7 @@ def baseline_rows(holdout: evaluate.Holdout, pairs: DataFrame, catalogue: int,
     from item2vec.events import ITEM
 
     ks = tuple(sorted(set(cfg.evaluate.ks)))
-    counts = evaluate.train_counts_of(holdout.train)
+    counts = holdout.counts
     queries = pairs.select(F.col(evaluate.PREV).alias(ITEM)).distinct()
     rows = []
     for name, recs in (
