@@ -84,21 +84,30 @@ def _hit(k: int) -> Column:
 
 def score_recommendations(pairs: DataFrame, recs: DataFrame, *, ks: tuple[int, ...],
                           catalogue: int) -> dict[str, float]:
-    """Metrics for ``recs`` (item_id, rank, rec_item) on ``pairs`` (prev_item, next_item)."""
-    joined = pairs.join(recs.select(F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK),
-                        [PREV, NEXT], "left")
-    row = joined.agg(*rank_metrics(joined, ks), F.count(F.lit(1)).alias("n")).first().asDict()
-    out: dict[str, Any] = {k: round(float(v), 6) for k, v in row.items() if k != "n"}
-    if BUCKET in pairs.columns:  # HR at the first cut-off by popularity of the item to predict
-        k = min(ks)
-        hit = F.when(_hit(k), 1.0).otherwise(0.0)
-        rows = joined.groupBy(BUCKET).agg(F.avg(hit).alias("hr")).collect()
-        out[f"hr@{k}_by_popularity"] = {r[BUCKET]: round(float(r["hr"]), 6)
-                                        for r in sorted(rows, key=lambda r: r[BUCKET])}
-    for k in ks:
-        distinct = recs.where(F.col(RANK) <= k).select(REC).distinct().count()
-        out[f"coverage@{k}"] = round(distinct / catalogue, 6) if catalogue else 0.0
-    return out
+    """Metrics for ``recs`` (item_id, rank, rec_item) on ``pairs`` (prev_item, next_item).
+
+    ``recs`` is computed once and cached (it is small: queries x k rows) because three
+    aggregations read it; recomputing a co-occurrence baseline or a top-k per aggregation
+    used to dominate the evaluation of large logs.
+    """
+    recs = recs.select(ITEM, RANK, REC).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        joined = pairs.join(recs.select(F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK),
+                            [PREV, NEXT], "left")
+        row = joined.agg(*rank_metrics(joined, ks)).first().asDict()
+        out: dict[str, Any] = {k: round(float(v), 6) for k, v in row.items()}
+        if BUCKET in pairs.columns:  # HR at the first cut-off by popularity of the item to predict
+            hit = F.when(_hit(min(ks)), 1.0).otherwise(0.0)
+            rows = joined.groupBy(BUCKET).agg(F.avg(hit).alias("hr")).collect()
+            out[f"hr@{min(ks)}_by_popularity"] = {
+                r[BUCKET]: round(float(r["hr"]), 6) for r in sorted(rows, key=lambda r: r[BUCKET])}
+        distinct = recs.agg(*[F.count_distinct(F.when(F.col(RANK) <= k, F.col(REC))).alias(str(k))
+                              for k in ks]).first()
+        for k in ks:
+            out[f"coverage@{k}"] = round(distinct[str(k)] / catalogue, 6) if catalogue else 0.0
+        return out
+    finally:
+        recs.unpersist()
 
 
 def popularity_buckets(train_counts: DataFrame) -> DataFrame:
@@ -185,37 +194,49 @@ def evaluate_item2vec(spark: SparkSession, holdout: Holdout, cfg: Config, progre
 
     ks = tuple(sorted(set(cfg.evaluate.ks)))
     model = train_model(spark, holdout.train, cfg, progress, label=label)
-    vocab_ids = model.vocab.select(ITEM)
-    pairs = holdout.pairs.join(F.broadcast(vocab_ids.withColumnRenamed(ITEM, PREV)), PREV)
-    queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
-    catalogue = int(model.matrix.shape[0])
-    recs = item2vec_recs(spark, model, queries, max(ks), cfg)
-    metrics = score_recommendations(pairs, recs, ks=ks, catalogue=catalogue)
+    with progress.stage(f"{label}item2vec top-k"):
+        vocab_ids = model.vocab.select(ITEM)
+        pairs = holdout.pairs.join(F.broadcast(vocab_ids.withColumnRenamed(ITEM, PREV)), PREV)
+        queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
+        catalogue = int(model.matrix.shape[0])
+        recs = item2vec_recs(spark, model, queries, max(ks), cfg)
+        metrics = score_recommendations(pairs, recs, ks=ks, catalogue=catalogue)
     model.item_vectors.unpersist()
     return metrics, pairs, catalogue
+
+
+def baseline_metrics(holdout: Holdout, pairs: DataFrame, catalogue: int, cfg: Config,
+                     progress: Progress, *, label: str = "eval ") -> dict[str, dict[str, Any]]:
+    """Popularity and co-occurrence kNN on the same answerable ``pairs``, one timed stage each
+    (``<label><name>`` in ``progress.timings``)."""
+    e = cfg.evaluate
+    ks = tuple(sorted(set(e.ks)))
+    queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
+    recommenders = {
+        "popularity": lambda: popularity_recs(holdout.counts, queries, max(ks)),
+        "cooc_knn": lambda: cooccurrence_recs(holdout.train, holdout.counts, queries, k=max(ks),
+                                              window=e.cooc_window, alpha=e.cooc_alpha,
+                                              lam=e.cooc_lambda)}
+    out = {}
+    for name, make in recommenders.items():
+        with progress.stage(f"{label}{name}"):
+            out[name] = score_recommendations(pairs, make(), ks=ks, catalogue=catalogue)
+    return out
 
 
 def evaluate(spark: SparkSession, sessions: DataFrame, cfg: Config,
              progress: Progress) -> dict[str, Any]:
     """The manifest's ``metrics``: holdout description and per-model metrics."""
-    e = cfg.evaluate
-    ks = tuple(sorted(set(e.ks)))
-    holdout = prepare(spark, sessions, cfg)
+    with progress.stage("eval split"):
+        holdout = prepare(spark, sessions, cfg)
     try:
         model_metrics, pairs, catalogue = evaluate_item2vec(spark, holdout, cfg, progress)
         pairs = pairs.persist()
         answerable = pairs.count()
         if not answerable:
             return {"holdout": holdout.info | {"pairs": 0}, "models": {}}
-        train_counts = holdout.counts
-        queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
-        models = {"item2vec": model_metrics}
-        models["popularity"] = score_recommendations(
-            pairs, popularity_recs(train_counts, queries, max(ks)), ks=ks, catalogue=catalogue)
-        models["cooc_knn"] = score_recommendations(
-            pairs, cooccurrence_recs(holdout.train, train_counts, queries, k=max(ks),
-                                     window=e.cooc_window, alpha=e.cooc_alpha,
-                                     lam=e.cooc_lambda), ks=ks, catalogue=catalogue)
+        models = {"item2vec": model_metrics,
+                  **baseline_metrics(holdout, pairs, catalogue, cfg, progress)}
         total = holdout.info["test_pairs_total"]
         info = holdout.info | {"pairs": answerable,
                                "pair_coverage": round(answerable / total, 6) if total else 0.0}

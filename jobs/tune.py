@@ -129,7 +129,7 @@ def sweep(spark: SparkSession, base: config.Config, args: argparse.Namespace,
                      "seconds": round(time.perf_counter() - start, 2)})
         progress.say(f"{label}: HR@10 {metrics['hr@10']:.4f}")
         if not baselines_done:
-            rows += baseline_rows(holdout, pairs, catalogue, cfg)
+            rows += baseline_rows(holdout, pairs, catalogue, cfg, progress)
             baselines_done = True
     sessions.unpersist()
     rows.sort(key=lambda r: -r.get("hr@10", 0.0))
@@ -137,25 +137,11 @@ def sweep(spark: SparkSession, base: config.Config, args: argparse.Namespace,
 
 
 def baseline_rows(holdout: evaluate.Holdout, pairs: DataFrame, catalogue: int,
-                  cfg: config.Config) -> list[dict]:
-    from pyspark.sql import functions as F
-
-    from item2vec.events import ITEM
-
-    ks = tuple(sorted(set(cfg.evaluate.ks)))
-    counts = holdout.counts
-    queries = pairs.select(F.col(evaluate.PREV).alias(ITEM)).distinct()
-    rows = []
-    for name, recs in (
-            ("popularity", lambda: evaluate.popularity_recs(counts, queries, max(ks))),
-            ("cooc_knn", lambda: evaluate.cooccurrence_recs(
-                holdout.train, counts, queries, k=max(ks), window=cfg.evaluate.cooc_window,
-                alpha=cfg.evaluate.cooc_alpha, lam=cfg.evaluate.cooc_lambda))):
-        start = time.perf_counter()
-        metrics = evaluate.score_recommendations(pairs, recs(), ks=ks, catalogue=catalogue)
-        rows.append({"variant": name, "model": name, **_flat(metrics),
-                     "seconds": round(time.perf_counter() - start, 2)})
-    return rows
+                  cfg: config.Config, progress: Progress) -> list[dict]:
+    metrics = evaluate.baseline_metrics(holdout, pairs, catalogue, cfg, progress,
+                                        label="baseline ")
+    return [{"variant": name, "model": name, **_flat(m),
+             "seconds": progress.timings[f"baseline {name}"]} for name, m in metrics.items()]
 
 
 def _flat(metrics: dict) -> dict:

@@ -106,6 +106,10 @@ def test_manifest_has_the_contract_keys(published):
     metrics_file = published / f"dt={RUN_DATE}" / "metrics.json"
     assert json.loads(metrics_file.read_text()) == m["metrics"]
     assert 0 <= models["item2vec"]["hr@10"] <= 1
+    # Every evaluation step is timed on its own, so a slow one shows in the manifest.
+    for stage in ("eval split", "eval train", "eval item2vec top-k", "eval popularity",
+                  "eval cooc_knn", "evaluate"):
+        assert m["timings_s"][stage] >= 0, stage
     assert dt.datetime.fromisoformat(m["finished_at"].replace("Z", "+00:00"))
 
 
