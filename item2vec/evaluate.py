@@ -125,10 +125,18 @@ def popularity_recs(train_counts: DataFrame, queries: DataFrame, k: int) -> Data
     """The k most frequent training items, minus the query item itself."""
     top = (train_counts.orderBy(F.col(FREQUENCY).desc(), F.col(ITEM))
            .limit(k + 1).select(F.col(ITEM).alias(REC), F.col(FREQUENCY)))
-    order = Window.partitionBy(ITEM).orderBy(F.col(FREQUENCY).desc(), F.col(REC))
-    return (queries.crossJoin(F.broadcast(top)).where(F.col(ITEM) != F.col(REC))
-            .withColumn(RANK, F.row_number().over(order)).where(F.col(RANK) <= k)
-            .select(ITEM, RANK, REC))
+    return _top_k_by(queries.crossJoin(F.broadcast(top)).where(F.col(ITEM) != F.col(REC)),
+                     F.col(FREQUENCY), k)
+
+
+def _top_k_by(candidates: DataFrame, score: Column, k: int) -> DataFrame:
+    """(item_id, rank, rec_item): the ``k`` best ``rec_item`` per item by score desc, then
+    rec_item asc. A bounded top-k aggregate (partial aggregation on the map side) instead of a
+    window sort of every candidate pair."""
+    best = F.min_by(F.col(REC), F.struct(-score, F.col(REC)), k)
+    return (candidates.groupBy(ITEM).agg(best.alias("top"))
+            .select(ITEM, F.posexplode("top").alias("pos", REC))
+            .select(ITEM, (F.col("pos") + 1).cast("int").alias(RANK), REC))
 
 
 def cooccurrence_recs(train: DataFrame, train_counts: DataFrame, queries: DataFrame, *,
@@ -149,9 +157,7 @@ def cooccurrence_recs(train: DataFrame, train_counts: DataFrame, queries: DataFr
     scored = (co.join(F.broadcast(n_i), ITEM).join(F.broadcast(n_j), REC)
               .withColumn("s", F.col("co") / (F.pow(F.col("n_i") + lam, alpha)
                                               * F.pow(F.col("n_j") + lam, 1 - alpha))))
-    order = Window.partitionBy(ITEM).orderBy(F.col("s").desc(), F.col(REC))
-    return (scored.withColumn(RANK, F.row_number().over(order)).where(F.col(RANK) <= k)
-            .select(ITEM, RANK, REC))
+    return _top_k_by(scored, F.col("s"), k)
 
 
 def item2vec_recs(spark: SparkSession, model: Any, queries: DataFrame, k: int,

@@ -39,6 +39,14 @@ def test_popularity_excludes_the_query_item(spark):
     assert rows == [("a", 1, "b"), ("a", 2, "c"), ("d", 1, "a"), ("d", 2, "b")]
 
 
+def test_popularity_ties_go_to_the_smaller_item_id(spark):
+    counts = spark.createDataFrame([("d", 3), ("b", 3), ("c", 3), ("a", 9)],
+                                   "item_id string, frequency long")
+    queries = spark.createDataFrame([("a",), ("b",)], "item_id string")
+    rows = sorted(tuple(r) for r in ev.popularity_recs(counts, queries, 2).collect())
+    assert rows == [("a", 1, "b"), ("a", 2, "c"), ("b", 1, "a"), ("b", 2, "c")]
+
+
 def test_cooccurrence_knn_counts_within_window_and_normalises(spark):
     train = spark.createDataFrame([(1, ["a", "b", "c"]), (2, ["a", "b"]), (3, ["c", "d"])],
                                   "session_id long, items array<string>")
