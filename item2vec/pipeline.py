@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import item2vec
+from item2vec import ann
 from item2vec import corpus as corpus_mod
 from item2vec import events as events_mod
 from item2vec import sample as sample_mod
@@ -36,7 +37,7 @@ from item2vec.progress import Progress
 from item2vec.publish import Publisher
 from item2vec.storage import Storage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: similarity.search (+ similarity.hnsw)
 
 
 @dataclass
@@ -162,11 +163,22 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
     return Model(final_vocab, item_vectors, matrix, dropped, copies, iterations, partitions)
 
 
+def similarity_info(cfg: Config) -> dict[str, Any]:
+    """The manifest's similarity block: how similar_items was computed."""
+    info: dict[str, Any] = {"mode": "embedding", "metric": "cosine", "k": cfg.similar.k,
+                            "search": cfg.similar.search}
+    if cfg.similar.search == "hnsw":
+        info["hnsw"] = ann.describe(ann.HnswParams.from_config(cfg.similar))
+    return info
+
+
 def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
     pairs = similar_mod.top_k_similar(spark, model.matrix, k=cfg.similar.k,
                                       block_bytes=cfg.similar.block_bytes,
                                       partitions=cfg.similar.partitions,
-                                      inject_fault="similar" in cfg.spark.fail_first_attempt)
+                                      inject_fault="similar" in cfg.spark.fail_first_attempt,
+                                      search=cfg.similar.search,
+                                      hnsw=ann.HnswParams.from_config(cfg.similar))
     return similar_mod.with_item_ids(pairs, model.vocab)
 
 
@@ -174,6 +186,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         run_date: dt.date, progress: Progress | None = None,
         items_path: str | None = None) -> RunResult:
     """Run every stage and publish. Raises Item2VecError subclasses for the exit codes."""
+    ann.require(cfg.similar.search)  # a missing optional library fails before any work
     progress = progress or Progress()
     started = _now()
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -190,7 +203,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
             "run_id": run_id, "status": "running", "started_at": started,
             "finished_at": None, "config": cfg.to_dict(), "counts": {}, "timings_s": {},
             "spark_version": spark.version, "versions": _versions(),
-            "similarity": {"mode": "embedding", "metric": "cosine", "k": cfg.similar.k},
+            "similarity": similarity_info(cfg),
         }
         counts = manifest["counts"]
         with progress.stage("read") as note:
