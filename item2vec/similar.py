@@ -4,6 +4,9 @@ The L2-normalised vectors (V x dim) are broadcast once; each task takes blocks o
 multiplies them with the whole matrix (BLAS) and selects the k best per row with argpartition.
 A block holds rows x V scores, sized by ``block_bytes`` so memory stays bounded whatever V is.
 Ties are broken by the smaller item index, so the output is deterministic.
+
+``search="hnsw"`` swaps the all-pairs product for an approximate HNSW index (item2vec.ann) for
+catalogues where V x V is too slow; the output contract and the exact scores stay the same.
 """
 
 from __future__ import annotations
