@@ -37,7 +37,7 @@ from item2vec.progress import Progress
 from item2vec.publish import Publisher
 from item2vec.storage import Storage
 
-SCHEMA_VERSION = 2  # 2: similarity.search (+ similarity.hnsw)
+SCHEMA_VERSION = 2  # 2: similarity.search (+ similarity.ivf / similarity.hnsw)
 
 
 @dataclass
@@ -163,12 +163,15 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
     return Model(final_vocab, item_vectors, matrix, dropped, copies, iterations, partitions)
 
 
-def similarity_info(cfg: Config) -> dict[str, Any]:
-    """The manifest's similarity block: how similar_items was computed."""
+def similarity_info(cfg: Config, items: int | None = None) -> dict[str, Any]:
+    """The manifest's similarity block: how similar_items was computed (``items``: the
+    vocabulary size, once known, for the parameters that depend on it)."""
+    search = cfg.similar.search
     info: dict[str, Any] = {"mode": "embedding", "metric": "cosine", "k": cfg.similar.k,
-                            "search": cfg.similar.search}
-    if cfg.similar.search == "hnsw":
-        info["hnsw"] = ann.describe(ann.HnswParams.from_config(cfg.similar))
+                            "search": search}
+    params = ann.params_for(search, cfg.similar)
+    if params is not None:
+        info[search] = ann.describe(params, items)
     return info
 
 
@@ -178,7 +181,7 @@ def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
                                       partitions=cfg.similar.partitions,
                                       inject_fault="similar" in cfg.spark.fail_first_attempt,
                                       search=cfg.similar.search,
-                                      hnsw=ann.HnswParams.from_config(cfg.similar))
+                                      params=ann.params_for(cfg.similar.search, cfg.similar))
     return similar_mod.with_item_ids(pairs, model.vocab)
 
 
@@ -229,6 +232,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         model = train_model(spark, sessions, cfg, progress)
         vocab_size = int(model.matrix.shape[0])
         counts.update(vocabulary_size=vocab_size, items_without_vector=model.dropped)
+        manifest["similarity"] = similarity_info(cfg, vocab_size)
         manifest["training"] = {"copies": model.copies, "iterations": model.iterations,
                                 "num_partitions": model.partitions, "seed": cfg.train.seed}
         with progress.stage("similar") as note:
