@@ -1,32 +1,33 @@
-"""Approximate (HNSW, faiss) vs exact cosine top-k through the real Spark path, in one run.
+"""Approximate (faiss IVF, HNSW) vs exact cosine top-k through the real Spark path, in one run.
 
     .venv/bin/python bench/bench_ann.py                          # 100k and 1M items, dim 64
     .venv/bin/python bench/bench_ann.py --sizes 100000 --reps 3 --real auto
 
-For each data set, both searches go through item2vec.similar.top_k_similar on Spark local[2]
-and write Parquet (as the job does):
-  hnsw   top_k_similar(..., search="hnsw"): the call builds the index on the driver and
-         broadcasts it ("build s"); writing its output searches all V items ("search s").
-         From --hnsw-all-max items on (default 1M), it searches the same sampled queries as
-         exact and the search time is extrapolated linearly to V as well (a graph search's
-         cost does not depend on which item is the query; the build is always over all V).
+For each data set, every search goes through item2vec.similar.top_k_similar on Spark local[2]
+and writes Parquet (as the job does), on the same seeded query sample:
   exact  top_k_similar(..., queries=Q) on a seeded random subset of --exact-queries items
          (all items when V <= --exact-all-max); its time is extrapolated linearly to V (every
-         query costs the same: one pass over the V vectors), which is what "exact s" reports.
-speed-up = exact s (all V) / (build s + search s). recall@10 = mean over the exact queries of
-|hnsw top 10 & exact top 10| / 10. Peak RSS is the summed RSS of this process and all its
-descendants (JVM, Python workers), sampled every 0.5 s; it is an upper bound.
+         query costs the same: one pass over the V vectors). Measured once per rep and shared
+         by every method's speed-up.
+  ivf,   top_k_similar(..., search=method): the call builds the index on the driver and
+  hnsw   broadcasts it ("build s"); writing its output searches all V items ("search s").
+         Above --approx-all-max items (default: from 1M on), it searches the same sampled
+         queries as exact and the search time is extrapolated linearly to V as well (a query's
+         cost does not depend on which item it is; the build is always over all V).
+total s = build s + search s; speed-up = exact s (all V) / total s. recall@10 = mean over the
+sampled queries of |approximate top 10 & exact top 10| / 10. Peak RSS is the summed RSS of this
+process and all its descendants (JVM, Python workers), sampled every 0.5 s; an upper bound.
 
 Data: a seeded mixture of V/100 Gaussian clusters in dim 64 (centres N(0, 1), per-item noise
 N(0, --spread^2); spread 1.0 gives within-cluster cosines of about 0.5 and overlapping
 clusters), and optionally (--real) the item vectors of a model trained by bench_e2e.py.
-Medians over --reps repetitions (--reps-large for V >= 1M and the trained model: the HNSW
-build alone takes minutes at 1M).
+Medians over --reps repetitions (--reps-large for V >= 1M and the trained model).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -117,67 +118,83 @@ def top10(path: str, queries: np.ndarray) -> np.ndarray:
     return t.column("similar_index").to_numpy().reshape(len(queries), 10)
 
 
+def run_method(spark, method: str, m: np.ndarray, q: np.ndarray, *, k: int, all_max: int,
+               params: ann.Params, block_bytes: int, out: Path) -> dict:
+    """One approximate search through top_k_similar: build (the call) and search (the write),
+    the search extrapolated to all V when it ran on the sampled queries."""
+    v = len(m)
+    hq = None if v <= all_max else q
+    with RssPeak() as peak:
+        t0 = time.perf_counter()
+        df = similar.top_k_similar(spark, m, k=k, block_bytes=block_bytes, search=method,
+                                   params=params, queries=hq)
+        t1 = time.perf_counter()
+        df.write.mode("overwrite").parquet(str(out))
+        t2 = time.perf_counter()
+    return {"build": t1 - t0, "search": (t2 - t1) * (1 if hq is None else v / len(hq)),
+            "queries": v if hq is None else len(hq), "rss": peak.peak}
+
+
 def measure(spark, name: str, m: np.ndarray, *, k: int, reps: int, exact_queries: int,
-            exact_all_max: int, hnsw_all_max: int, params: ann.HnswParams, block_bytes: int,
-            tmp: Path) -> dict:
+            exact_all_max: int, approx_all_max: int,
+            methods: dict[str, tuple[str, ann.Params]],
+            block_bytes: int, tmp: Path) -> list[dict]:
+    """exact and every approximate method on the same data and the same sampled queries."""
     v = len(m)
     rng = np.random.default_rng(1)
     q = (np.arange(v, dtype=np.int32) if v <= exact_all_max
          else np.sort(rng.choice(v, exact_queries, replace=False)).astype(np.int32))
-    hq = None if v < hnsw_all_max else q
-    t = {"build": [], "search": [], "exact": []}
-    rss = {}
-    recall = None
+    runs: dict[str, list[dict]] = {name_: [] for name_ in ["exact", *methods]}
+    recall: dict[str, float] = {"exact": 1.0}
     for rep in range(reps):
-        with RssPeak() as peak:
-            t0 = time.perf_counter()
-            df = similar.top_k_similar(spark, m, k=k, block_bytes=block_bytes, search="hnsw",
-                                       hnsw=params, queries=hq)
-            t1 = time.perf_counter()
-            df.write.mode("overwrite").parquet(str(tmp / "hnsw"))
-            t2 = time.perf_counter()
-        rss["hnsw"] = max(rss.get("hnsw", 0), peak.peak)
-        t["build"].append(t1 - t0)
-        t["search"].append((t2 - t1) * (1 if hq is None else v / len(hq)))
         with RssPeak() as peak:
             t0 = time.perf_counter()
             similar.top_k_similar(spark, m, k=k, block_bytes=block_bytes, queries=q).write.mode(
                 "overwrite").parquet(str(tmp / "exact"))
-            t["exact"].append((time.perf_counter() - t0) * v / len(q))
-        rss["exact"] = max(rss.get("exact", 0), peak.peak)
-        if recall is None:
-            got, want = top10(str(tmp / "hnsw"), q), top10(str(tmp / "exact"), q)
-            hits = (got[:, :, None] == want[:, None, :]).any(axis=2).sum()
-            recall = float(hits / want.size)
-        print(f"  {name} rep {rep}: build {t['build'][-1]:.1f}s, search {t['search'][-1]:.1f}s,"
-              f" exact (all {v:,}) {t['exact'][-1]:.1f}s, recall@10 {recall:.4f}", flush=True)
-    med = {n: statistics.median(x) for n, x in t.items()}
-    return {"data": name, "items": v, "dim": int(m.shape[1]), "k": k, "reps": reps,
-            "exact_queries": len(q), "exact_extrapolated": len(q) < v,
-            "hnsw_queries": v if hq is None else len(hq), "hnsw_extrapolated": hq is not None,
-            "build_s": med["build"], "search_s": med["search"],
-            "search_items_per_s": v / med["search"], "exact_s": med["exact"],
-            "exact_items_per_s": v / med["exact"],
-            "speedup": med["exact"] / (med["build"] + med["search"]),
-            "recall@10": recall, "peak_rss_gb": {n: r / 1e9 for n, r in rss.items()},
-            "all_s": t}
+            t = (time.perf_counter() - t0) * v / len(q)
+        runs["exact"].append({"build": 0.0, "search": t, "queries": len(q), "rss": peak.peak})
+        want = top10(str(tmp / "exact"), q)
+        line = [f"exact (all {v:,}) {t:.1f}s"]
+        for method, (search, params) in methods.items():
+            r = run_method(spark, search, m, q, k=k, all_max=approx_all_max, params=params,
+                           block_bytes=block_bytes, out=tmp / method.replace(" ", "_"))
+            runs[method].append(r)
+            if method not in recall:
+                got = top10(str(tmp / method.replace(" ", "_")), q)
+                hits = (got[:, :, None] == want[:, None, :]).any(axis=2).sum()
+                recall[method] = float(hits / want.size)
+            line.append(f"{method} build {r['build']:.1f}s search {r['search']:.1f}s "
+                        f"recall@10 {recall[method]:.4f}")
+        print(f"  {name} rep {rep}: " + "; ".join(line), flush=True)
+    exact_s = statistics.median(r["search"] for r in runs["exact"])
+    rows = []
+    for method, rs in runs.items():
+        build = statistics.median(r["build"] for r in rs)
+        search = statistics.median(r["search"] for r in rs)
+        rows.append({"data": name, "items": v, "dim": int(m.shape[1]), "k": k, "reps": reps,
+                     "method": method, "queries": rs[0]["queries"],
+                     "extrapolated": rs[0]["queries"] < v, "build_s": build,
+                     "search_s": search, "search_items_per_s": v / search,
+                     "total_s": build + search, "speedup": exact_s / (build + search),
+                     "recall@10": recall[method],
+                     "peak_rss_gb": max(r["rss"] for r in rs) / 1e9,
+                     "all_s": [{"build": r["build"], "search": r["search"]} for r in rs]})
+    return rows
 
 
-def table(rows: list[dict], params: ann.HnswParams, master: str) -> str:
-    head = ("| data | items | build s | search s | HNSW items/s | exact items/s | exact s | "
-            "speed-up | recall@10 | peak RSS GB (hnsw / exact) |")
-    out = [f"HNSW m={params.m}, ef_construction={params.ef_construction}, "
-           f"ef_search={params.ef_search}; k={rows[0]['k'] if rows else '?'}; Spark {master}", "",
+def table(rows: list[dict], methods: dict[str, tuple[str, ann.Params]], master: str) -> str:
+    params = "; ".join(f"{n}: " + ", ".join(f"{key}={val}" for key, val in vars(p).items())
+                       for n, (_, p) in methods.items())
+    head = ("| data | items | search | build s | search s | search items/s | total s | "
+            "speed-up vs exact | recall@10 | peak RSS GB |")
+    out = [f"{params}; k={rows[0]['k'] if rows else '?'}; Spark {master}", "",
            head, "|" + " --- |" * 10]
     for r in rows:
-        ex = f"{r['exact_s']:,.0f}" + (f" (from {r['exact_queries']:,} queries)"
-                                       if r["exact_extrapolated"] else "")
-        hs = f"{r['search_s']:,.1f}" + (f" (from {r['hnsw_queries']:,} queries)"
-                                        if r["hnsw_extrapolated"] else "")
-        out.append(f"| {r['data']} | {r['items']:,} | {r['build_s']:.1f} | {hs} "
-                   f"| {r['search_items_per_s']:,.0f} | {r['exact_items_per_s']:,.0f} | {ex} | "
-                   f"{r['speedup']:.1f}x | {r['recall@10']:.4f} | "
-                   f"{r['peak_rss_gb']['hnsw']:.1f} / {r['peak_rss_gb']['exact']:.1f} |")
+        search = f"{r['search_s']:,.1f}" + (f" (from {r['queries']:,} queries)"
+                                            if r["extrapolated"] else "")
+        out.append(f"| {r['data']} | {r['items']:,} | {r['method']} | {r['build_s']:.1f} | "
+                   f"{search} | {r['search_items_per_s']:,.0f} | {r['total_s']:,.0f} | "
+                   f"{r['speedup']:.1f}x | {r['recall@10']:.4f} | {r['peak_rss_gb']:.1f} |")
     return "\n".join(out) + "\n"
 
 
@@ -192,15 +209,27 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--exact-queries", type=int, default=20_000)
     p.add_argument("--exact-all-max", type=int, default=0,
                    help="exact search on all items up to this V, else on --exact-queries")
-    p.add_argument("--hnsw-all-max", type=int, default=999_999,
-                   help="HNSW searches all items up to this V, else the sampled queries")
+    p.add_argument("--approx-all-max", type=int, default=999_999,
+                   help="approximate searches cover all items up to this V, else the sampled "
+                        "queries")
+    p.add_argument("--methods", default=",".join(ann.METHODS),
+                   help="approximate searches to compare with exact")
+    p.add_argument("--ivf-nprobe", default="",
+                   help="comma list: one ivf row per nprobe (default: similar.ivf_nprobe)")
     p.add_argument("--real", default="", help="published run dir, or 'auto' (bench/.data/out)")
     p.add_argument("--master", default="local[2]")
     p.add_argument("--driver-memory", default="6g")
     a = p.parse_args(argv)
     cfg = config.load().similar
-    params = ann.HnswParams.from_config(cfg)
-    ann.require("hnsw")
+    methods: dict[str, tuple[str, ann.Params]] = {}
+    for n in (n for n in a.methods.split(",") if n):
+        ann.require(n)
+        params = ann.params_for(n, cfg)
+        if n == "ivf" and a.ivf_nprobe:
+            for nprobe in (int(x) for x in a.ivf_nprobe.split(",")):
+                methods[f"ivf nprobe={nprobe}"] = (n, dataclasses.replace(params, nprobe=nprobe))
+        else:
+            methods[n] = (n, params)
     RESULTS.mkdir(parents=True, exist_ok=True)
 
     from pyspark.sql import SparkSession
@@ -226,15 +255,15 @@ def main(argv: list[str] | None = None) -> dict:
         for name, m in sets:
             reps = a.reps_large if len(m) >= 1_000_000 or name.startswith("trained") else a.reps
             print(f"{name}: V={len(m):,} dim={m.shape[1]} reps={reps}", flush=True)
-            rows.append(measure(spark, name, m, k=cfg.k, reps=reps,
+            rows.extend(measure(spark, name, m, k=cfg.k, reps=reps,
                                 exact_queries=a.exact_queries, exact_all_max=a.exact_all_max,
-                                hnsw_all_max=a.hnsw_all_max,
-                                params=params, block_bytes=cfg.block_bytes, tmp=tmp))
+                                approx_all_max=a.approx_all_max, methods=methods,
+                                block_bytes=cfg.block_bytes, tmp=tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    md = table(rows, params, a.master)
+    md = table(rows, methods, a.master)
     print("\n" + md)
-    out = {"hnsw": vars(params), "library": ann.describe(params), "master": a.master,
+    out = {"params": {n: ann.describe(p) for n, (_, p) in methods.items()}, "master": a.master,
            "spread": a.spread, "results": rows}
     (RESULTS / "ann.json").write_text(json.dumps(out, indent=2) + "\n")
     (RESULTS / "ann.md").write_text(md)

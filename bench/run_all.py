@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run_all.py                 # train + topk + e2e (about 25 min)
     .venv/bin/python bench/run_all.py --only topk,train
-    .venv/bin/python bench/run_all.py --only ann     # HNSW vs exact top-k (about 15 min)
+    .venv/bin/python bench/run_all.py --only ann     # IVF / HNSW vs exact top-k (about 15 min)
     .venv/bin/python bench/run_all.py --e2e-set train.num_partitions=2 ...
 
 Each benchmark runs in its own process, one after the other (never concurrently: the
@@ -67,8 +67,10 @@ def combined_table() -> str:
     an = load("ann.json")
     if an:
         for r in an["results"]:
+            if r["method"] == "exact":
+                continue
             ok = r["recall@10"] >= 0.95
-            rows.append((f"ann hnsw {r['data']}", f"{r['speedup']:.1f}x exact (build "
+            rows.append((f"ann {r['method']} {r['data']}", f"{r['speedup']:.1f}x exact (build "
                          f"{r['build_s']:.0f}s + search {r['search_s']:.0f}s), recall@10 "
                          f"{r['recall@10']:.3f}", "recall@10 >= 0.95", "yes" if ok else "NO"))
     for path in sorted(RESULTS.glob("e2e*.json")):  # every stored e2e run
@@ -102,7 +104,8 @@ def main() -> None:
         if "topk" in only:
             run("bench_topk.py", "--old")
         if "ann" in only:
-            run("bench_ann.py")
+            run("bench_ann.py", "--reps", "1", "--approx-all-max", "0", "--ivf-nprobe", "32,448",
+                "--real", "auto")
         if "e2e" in only:
             extra = [x for s in a.e2e_set for x in ("--set", s)]
             run("bench_e2e.py", *extra)
