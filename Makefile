@@ -28,7 +28,7 @@ report: $(STAMP)
 	$(VENV)/bin/python jobs/report.py --output $(OUT)
 
 bench: $(STAMP)
-	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(VENV)/bin/pip install -q -e '.[bench,ann]'
 	$(VENV)/bin/python bench/run_all.py
 
 clean:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run_all.py                 # train + topk + e2e (about 25 min)
     .venv/bin/python bench/run_all.py --only topk,train
+    .venv/bin/python bench/run_all.py --only ann     # IVF / HNSW vs exact top-k (about 15 min)
     .venv/bin/python bench/run_all.py --e2e-set train.num_partitions=2 ...
 
 Each benchmark runs in its own process, one after the other (never concurrently: the
@@ -26,7 +27,7 @@ def run(script: str, *args: str) -> None:
     cmd = [PY, str(ROOT / "bench" / script), *args]
     print("$ " + " ".join(cmd), flush=True)
     env = dict(os.environ)
-    if script == "bench_topk.py":  # numpy GEMM at full speed; this benchmark's command only
+    if script in ("bench_topk.py", "bench_ann.py"):  # numpy GEMM at full speed for exact top-k
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
@@ -63,6 +64,15 @@ def combined_table() -> str:
             rows.append((f"topk {n}", f"{tk['gflops'][n]:.1f} GFLOP/s = {ratio:.2f} of GEMM "
                          f"({tk['median_s'][n]:.1f}s)", ">= 0.70" if n != "old" else "(before)",
                          ("yes" if ratio >= 0.7 else "NO") if n != "old" else ""))
+    an = load("ann.json")
+    if an:
+        for r in an["results"]:
+            if r["method"] == "exact":
+                continue
+            ok = r["recall@10"] >= 0.95
+            rows.append((f"ann {r['method']} {r['data']}", f"{r['speedup']:.1f}x exact (build "
+                         f"{r['build_s']:.0f}s + search {r['search_s']:.0f}s), recall@10 "
+                         f"{r['recall@10']:.3f}", "recall@10 >= 0.95", "yes" if ok else "NO"))
     for path in sorted(RESULTS.glob("e2e*.json")):  # every stored e2e run
         e2e = json.loads(path.read_text())
         for r in e2e["runs"]:
@@ -93,6 +103,9 @@ def main() -> None:
             run("bench_train.py")
         if "topk" in only:
             run("bench_topk.py", "--old")
+        if "ann" in only:
+            run("bench_ann.py", "--reps", "1", "--approx-all-max", "0", "--ivf-nprobe", "32,448",
+                "--real", "auto")
         if "e2e" in only:
             extra = [x for s in a.e2e_set for x in ("--set", s)]
             run("bench_e2e.py", *extra)

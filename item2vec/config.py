@@ -79,6 +79,12 @@ class SimilarConfig:
     k: int = _rule(1, 10000)
     block_bytes: int = _rule(1 << 20)
     partitions: int = _rule(0)
+    search: str = _rule(choices=("exact", "ivf", "hnsw"))
+    ivf_nlist: int = _rule(0, 1 << 20)
+    ivf_nprobe: int = _rule(1, 1 << 16)
+    hnsw_m: int = _rule(4, 128)
+    hnsw_ef_construction: int = _rule(8, 2048)
+    hnsw_ef_search: int = _rule(8, 4096)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import item2vec
+from item2vec import ann
 from item2vec import corpus as corpus_mod
 from item2vec import events as events_mod
 from item2vec import sample as sample_mod
@@ -36,7 +37,7 @@ from item2vec.progress import Progress
 from item2vec.publish import Publisher
 from item2vec.storage import Storage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: similarity.search (+ similarity.ivf / similarity.hnsw)
 
 
 @dataclass
@@ -162,11 +163,25 @@ def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
     return Model(final_vocab, item_vectors, matrix, dropped, copies, iterations, partitions)
 
 
+def similarity_info(cfg: Config, items: int | None = None) -> dict[str, Any]:
+    """The manifest's similarity block: how similar_items was computed (``items``: the
+    vocabulary size, once known, for the parameters that depend on it)."""
+    search = cfg.similar.search
+    info: dict[str, Any] = {"mode": "embedding", "metric": "cosine", "k": cfg.similar.k,
+                            "search": search}
+    params = ann.params_for(search, cfg.similar)
+    if params is not None:
+        info[search] = ann.describe(params, items)
+    return info
+
+
 def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
     pairs = similar_mod.top_k_similar(spark, model.matrix, k=cfg.similar.k,
                                       block_bytes=cfg.similar.block_bytes,
                                       partitions=cfg.similar.partitions,
-                                      inject_fault="similar" in cfg.spark.fail_first_attempt)
+                                      inject_fault="similar" in cfg.spark.fail_first_attempt,
+                                      search=cfg.similar.search,
+                                      params=ann.params_for(cfg.similar.search, cfg.similar))
     return similar_mod.with_item_ids(pairs, model.vocab)
 
 
@@ -174,6 +189,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         run_date: dt.date, progress: Progress | None = None,
         items_path: str | None = None) -> RunResult:
     """Run every stage and publish. Raises Item2VecError subclasses for the exit codes."""
+    ann.require(cfg.similar.search)  # a missing optional library fails before any work
     progress = progress or Progress()
     started = _now()
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -190,7 +206,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
             "run_id": run_id, "status": "running", "started_at": started,
             "finished_at": None, "config": cfg.to_dict(), "counts": {}, "timings_s": {},
             "spark_version": spark.version, "versions": _versions(),
-            "similarity": {"mode": "embedding", "metric": "cosine", "k": cfg.similar.k},
+            "similarity": similarity_info(cfg),
         }
         counts = manifest["counts"]
         with progress.stage("read") as note:
@@ -216,6 +232,7 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         model = train_model(spark, sessions, cfg, progress)
         vocab_size = int(model.matrix.shape[0])
         counts.update(vocabulary_size=vocab_size, items_without_vector=model.dropped)
+        manifest["similarity"] = similarity_info(cfg, vocab_size)
         manifest["training"] = {"copies": model.copies, "iterations": model.iterations,
                                 "num_partitions": model.partitions, "seed": cfg.train.seed}
         with progress.stage("similar") as note:

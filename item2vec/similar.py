@@ -4,10 +4,15 @@ The L2-normalised vectors (V x dim) are broadcast once; each task takes blocks o
 multiplies them with the whole matrix (BLAS) and selects the k best per row with argpartition.
 A block holds rows x V scores, sized by ``block_bytes`` so memory stays bounded whatever V is.
 Ties are broken by the smaller item index, so the output is deterministic.
+
+``search="ivf"`` or ``"hnsw"`` swaps the all-pairs product for an approximate faiss index
+(item2vec.ann) for catalogues where V x V is too slow; the output contract and the exact scores
+stay the same.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,6 +20,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from item2vec import ann
 from item2vec.events import ITEM
 from item2vec.faults import fail_first_attempt
 from item2vec.vocabulary import INDEX
@@ -109,35 +115,72 @@ def _top_k_sorted(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return cand.astype(np.int32), vals.astype(np.float32)
 
 
+SEARCHES = ("exact", *ann.METHODS)
+# Approximate searches: at least this many query blocks per task slot, so that a small query
+# set still keeps every core busy (each block is one faiss call, which runs one thread).
+_BLOCKS_PER_SLOT = 4
+
+
 def top_k_similar(spark: SparkSession, matrix: np.ndarray, *, k: int, block_bytes: int,
                   partitions: int = 0, queries: np.ndarray | None = None,
-                  inject_fault: bool = False) -> DataFrame:
+                  inject_fault: bool = False, search: str = "exact",
+                  params: ann.Params | None = None) -> DataFrame:
     """All-items (or ``queries``) cosine top-k -> (item_index, rank, similar_index, score).
 
     Exactly min(k, V-1) rows per query item, ranks 1..k, never the item itself.
+    ``search="ivf"`` / ``"hnsw"`` (with ``params``: ann.IvfParams / ann.HnswParams) builds an
+    approximate index on the driver now and searches it in the tasks (see item2vec.ann);
+    scores are still exact cosines.
     """
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+    want = {"hnsw": ann.HnswParams, "ivf": ann.IvfParams}.get(search)
+    if want is not None and not isinstance(params, want):
+        raise ValueError(f"search={search!r} needs params={want.__name__}(...)")
     vocab_size = matrix.shape[0]
     kk = min(k, vocab_size - 1)
     qidx = (np.arange(vocab_size, dtype=np.int32) if queries is None
             else np.asarray(queries, dtype=np.int32))
     sc = spark.sparkContext
-    bc_m = sc.broadcast(normalize(matrix))
+    normalized = normalize(matrix)
+    exact_rows = block_rows(vocab_size, block_bytes)
+    approximate = want is not None
+    if approximate:
+        # Only the index travels: it holds the vectors too (LoadedIndex.vectors).
+        bc_m = sc.broadcast(ann.build_index(normalized, params))
+        index_key = uuid.uuid4().hex
+        # A block (one faiss search call) gathers rows x (k + 1) candidate vectors; no V-wide
+        # score rows. Capped so that every task slot gets several blocks.
+        rows = int(max(16, min(8192, block_bytes // (4 * (kk + 1) * max(matrix.shape[1], 1)),
+                               -(-len(qidx) // (_BLOCKS_PER_SLOT
+                                                * (partitions or sc.defaultParallelism))))))
+    else:
+        bc_m = sc.broadcast(normalized)
+        rows = exact_rows
+    del normalized
     bc_q = sc.broadcast(qidx)
-    rows = block_rows(vocab_size, block_bytes)
     n_blocks = max(1, -(-len(qidx) // rows))
     n_parts = min(n_blocks, partitions or sc.defaultParallelism)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         if inject_fault:
             fail_first_attempt("similar")
-        m, allq = bc_m.value, bc_q.value
+        allq = bc_q.value
+        if approximate:
+            index = ann.loaded(index_key, bc_m, params)
+            m = index.vectors
+        else:
+            m = bc_m.value
         ranks = np.arange(1, kk + 1, dtype=np.int32)
         for batch in batches:
             for b in batch.column(0).to_numpy():
                 qb = allq[b * rows:(b + 1) * rows]
                 if kk <= 0 or len(qb) == 0:
                     continue
-                idx, vals = top_k_block(qb, m[qb], m, kk)
+                if approximate:
+                    idx, vals = _approximate_block(index, qb, m, kk, exact_rows)
+                else:
+                    idx, vals = top_k_block(qb, m[qb], m, kk)
                 yield pa.RecordBatch.from_arrays(
                     [pa.array(np.repeat(qb, kk)), pa.array(np.tile(ranks, len(qb))),
                      pa.array(idx.ravel()), pa.array(vals.ravel())],
@@ -145,6 +188,16 @@ def top_k_similar(spark: SparkSession, matrix: np.ndarray, *, k: int, block_byte
 
     blocks = spark.range(0, n_blocks, 1, numPartitions=n_parts).withColumnRenamed("id", "block")
     return blocks.mapInArrow(run, PAIRS_SCHEMA)
+
+
+def _approximate_block(index: ann.LoadedIndex, qb: np.ndarray, m: np.ndarray, k: int,
+                       exact_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index candidates re-scored exactly; rows the index cannot fill are searched exactly."""
+    idx, vals, short = ann.select_top_k(qb, index.search(qb, k + 1), m, k)
+    for start in range(0, len(short), exact_rows):  # rare: bounded blocks of exact search
+        rows = short[start:start + exact_rows]
+        idx[rows], vals[rows] = top_k_block(qb[rows], m[qb[rows]], m, k)
+    return idx, vals
 
 
 def with_item_ids(pairs: DataFrame, vocab: DataFrame) -> DataFrame:

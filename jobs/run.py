@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run from a checkout
 
-from item2vec import cli, config, pipeline
+from item2vec import ann, cli, config, pipeline
 from item2vec.progress import Progress
 from item2vec.sparkenv import job_session
 
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         args = parser.parse_args(argv)
         cfg = config.load(args.config, args.overrides)
+        ann.require(cfg.similar.search)  # before Spark starts
         with job_session(PROG, log_level=cfg.spark.log_level, master=args.master,
                          shuffle_partitions=cfg.spark.shuffle_partitions) as spark:
             result = pipeline.run(spark, cfg, input_path=args.input, output=args.output,
