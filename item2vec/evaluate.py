@@ -235,6 +235,7 @@ def evaluate(spark: SparkSession, sessions: DataFrame, cfg: Config,
     """The manifest's ``metrics``: holdout description and per-model metrics."""
     with progress.stage("eval split"):
         holdout = prepare(spark, sessions, cfg)
+    pairs = None
     try:
         model_metrics, pairs, catalogue = evaluate_item2vec(spark, holdout, cfg, progress)
         pairs = pairs.persist()
@@ -246,9 +247,10 @@ def evaluate(spark: SparkSession, sessions: DataFrame, cfg: Config,
         total = holdout.info["test_pairs_total"]
         info = holdout.info | {"pairs": answerable,
                                "pair_coverage": round(answerable / total, 6) if total else 0.0}
-        pairs.unpersist()
         return {"holdout": info, "models": models}
     finally:
+        if pairs is not None:
+            pairs.unpersist()
         holdout.train.unpersist()
         holdout.pairs.unpersist()
         holdout.counts.unpersist()

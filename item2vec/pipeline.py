@@ -189,7 +189,6 @@ def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str
         run_date: dt.date, progress: Progress | None = None,
         items_path: str | None = None) -> RunResult:
     """Run every stage and publish. Raises Item2VecError subclasses for the exit codes."""
-    ann.require(cfg.similar.search)  # a missing optional library fails before any work
     progress = progress or Progress()
     started = _now()
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
