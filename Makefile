@@ -1,35 +1,38 @@
 # Two commands do all set-up: `make run` (job on the embedded sample) and `make test`.
 PY      ?= python3.11
 VENV    := .venv
-STAMP   := $(VENV)/.installed
 OUT     ?= out
+PIP     := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 
 .PHONY: run test venv lint report bench clean
 
-$(STAMP): pyproject.toml
+# One stamp per extra installed: `make run` needs the package and the report extra only;
+# `make test` adds the dev extra (pytest, ruff, duckdb, and the report and ann extras).
+# pip stays quiet (-q): only its errors and warnings show, under our own two lines.
+$(VENV)/.installed-%: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python >= 3.11)"; exit 2; }
-	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@echo "installing item2vec-spark[$*] into $(VENV) (first time: a few minutes) ..."
+	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	@$(PIP) -e '.[$*]'
+	@touch $@
+	@echo "done"
 
-venv: $(STAMP)
+venv: $(VENV)/.installed-report
 
-run: $(STAMP)
-	./spark-submit.sh --output $(OUT) --set report.enabled=true
+run: $(VENV)/.installed-report
+	@./spark-submit.sh --output $(OUT) --set report.enabled=true
 
-test: $(STAMP)
+test: $(VENV)/.installed-dev
 	$(VENV)/bin/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 
-report: $(STAMP)
-	$(VENV)/bin/python jobs/report.py --output $(OUT)
+report: $(VENV)/.installed-report
+	$(VENV)/bin/item2vec-report --output $(OUT)
 
-bench: $(STAMP)
-	$(VENV)/bin/pip install -q -e '.[bench,ann]'
-	$(VENV)/bin/python bench/run_all.py
+bench: $(VENV)/.installed-bench
+	$(VENV)/bin/python -m bench.run_all
 
 clean:
 	rm -rf build $(OUT) .pytest_cache .ruff_cache

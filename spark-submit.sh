@@ -7,8 +7,9 @@
 #   ITEM2VEC_JOB=jobs/run.py        which job to run (or jobs/evaluate.py, jobs/tune.py)
 #   ITEM2VEC_DRIVER_MEMORY=4g       driver memory (in local mode: the whole job's JVM heap)
 #   ITEM2VEC_PACK_VENV=1            ship .venv to executors as a packed archive (YARN/K8s)
-#   ITEM2VEC_SPARK_LOG_LEVEL=WARN   Spark's log level while it starts (then [spark] log_level)
 #   SPARK_SUBMIT_OPTS_EXTRA="..."   extra spark-submit options, e.g. "--conf spark.executor.memory=8g"
+# Spark settings are not typed here: they come from item2vec/sparkenv.py (--submit-args), and the
+# driver's logging from conf/log4j2.properties.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${ITEM2VEC_VENV:-$ROOT/.venv}"
@@ -57,17 +58,21 @@ os.replace(tmp, out)
 PYZIP
 )
 
+# The job's Spark settings, one spark-submit argument per line (SESSION_CONF, plus LOCAL_CONF
+# for a local master).
+CONF_LINES="$(cd "$ROOT" && "$PY" -m item2vec.sparkenv --submit-args --master "$MASTER")" \
+  || die "cannot read the Spark settings (python -m item2vec.sparkenv); run 'make venv'"
+SPARK_CONF=()
+while IFS= read -r arg; do SPARK_CONF+=("$arg"); done <<< "$CONF_LINES"
+
 SUBMIT=("$SPARK_HOME/bin/spark-submit" --master "$MASTER" --name item2vec
   --driver-memory "${ITEM2VEC_DRIVER_MEMORY:-4g}"
   --py-files "$ZIP"
-  --conf spark.sql.session.timeZone=UTC
-  --conf "spark.driver.extraJavaOptions=-Duser.timezone=UTC"
-  --conf "spark.executor.extraJavaOptions=-Duser.timezone=UTC"
-  --conf spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS
-  --conf spark.ui.showConsoleProgress=false
-  --conf "spark.log.level=${ITEM2VEC_SPARK_LOG_LEVEL:-WARN}")
+  "${SPARK_CONF[@]}")
 case "$MASTER" in
-  local*) ;;
+  # Spark picks the machine's address before it reads any setting, and warns when the host
+  # name resolves to loopback; a local run needs no network: 127.0.0.1 (sparkenv.LOCAL_IP).
+  local*) export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}" ;;
   *)
     if [ "${ITEM2VEC_PACK_VENV:-0}" = "1" ]; then
       PACK="$ROOT/build/pyenv.tar.gz"
@@ -82,7 +87,7 @@ esac
 # spark-submit's PythonRunner merges the Python driver's stderr into the JVM's stdout. Route
 # the job's own stderr lines (progress "[item2vec] ...", the one-line "item2vec: error: ..."
 # reason) back to stderr, as the contract promises; everything else stays on stdout. The JVM
-# keeps this script's pid (exec) and process group; the filter ends when the JVM's output does.
+# keeps this script's pid (exec) and process group; the filters end when the JVM's output does.
 route_driver_output() {
   local line
   while IFS= read -r line || [ -n "$line" ]; do
@@ -92,5 +97,18 @@ route_driver_output() {
     esac
   done
 }
+# The JVM says "WARNING: Using incubator modules: jdk.incubator.vector" at every start. Spark's
+# launcher always adds --add-modules=jdk.incubator.vector (org.apache.spark.launcher.
+# JavaModuleOptions) so that MLlib's BLAS, which Word2Vec trains with, runs on the Java Vector
+# API; the JVM has no switch for the notice, and leaving the module out would lose that speed.
+# So exactly that one line is dropped from the JVM's stderr; everything else passes.
+drop_jvm_notice() {
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do
+    [ "$line" = "WARNING: Using incubator modules: jdk.incubator.vector" ] \
+      || printf '%s\n' "$line" >&2
+  done
+}
+exec 2> >(drop_jvm_notice)  # the filter itself writes to the original stderr
 exec > >(route_driver_output)
 exec "${SUBMIT[@]}" "$ROOT/$JOB" "${ARGS[@]}"

@@ -1,7 +1,7 @@
 """Approximate (faiss IVF, HNSW) vs exact cosine top-k through the real Spark path, in one run.
 
-    .venv/bin/python bench/bench_ann.py                          # 100k and 1M items, dim 64
-    .venv/bin/python bench/bench_ann.py --sizes 100000 --reps 3 --real auto
+    .venv/bin/python -m bench.bench_ann                          # 100k and 1M items, dim 64
+    .venv/bin/python -m bench.bench_ann --sizes 100000 --reps 3 --real auto
 
 For each data set, every search goes through item2vec.similar.top_k_similar on Spark local[2]
 and writes Parquet (as the job does), on the same seeded query sample:
@@ -43,11 +43,9 @@ import psutil
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from item2vec import ann, config, similar
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from item2vec import ann, config, similar  # noqa: E402
-
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -126,7 +124,8 @@ def run_method(spark, method: str, m: np.ndarray, q: np.ndarray, *, k: int, all_
     hq = None if v <= all_max else q
     with RssPeak() as peak:
         t0 = time.perf_counter()
-        df = similar.top_k_similar(spark, m, k=k, block_bytes=block_bytes, search=method,
+        df = similar.top_k_similar(spark, m, k=k, block_bytes=block_bytes, partitions=0,
+                                   search=method,
                                    params=params, queries=hq)
         t1 = time.perf_counter()
         df.write.mode("overwrite").parquet(str(out))
@@ -149,7 +148,8 @@ def measure(spark, name: str, m: np.ndarray, *, k: int, reps: int, exact_queries
     for rep in range(reps):
         with RssPeak() as peak:
             t0 = time.perf_counter()
-            similar.top_k_similar(spark, m, k=k, block_bytes=block_bytes, queries=q).write.mode(
+            similar.top_k_similar(spark, m, k=k, block_bytes=block_bytes, partitions=0,
+                                  search="exact", queries=q).write.mode(
                 "overwrite").parquet(str(tmp / "exact"))
             t = (time.perf_counter() - t0) * v / len(q)
         runs["exact"].append({"build": 0.0, "search": t, "queries": len(q), "rss": peak.peak})

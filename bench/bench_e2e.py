@@ -1,8 +1,8 @@
 """End-to-end benchmark: ./spark-submit.sh on cached logs, wall time, peak RSS, stage table.
 
-    .venv/bin/python bench/bench_e2e.py                       # 1M and 10M events, both eval modes
-    .venv/bin/python bench/bench_e2e.py --sizes 10000000 --eval on
-    .venv/bin/python bench/bench_e2e.py --set train.num_partitions=2 --driver-memory 3g
+    .venv/bin/python -m bench.bench_e2e                       # 1M and 10M events, both eval modes
+    .venv/bin/python -m bench.bench_e2e --sizes 10000000 --eval on
+    .venv/bin/python -m bench.bench_e2e --set train.num_partitions=2 --driver-memory 3g
 
 RSS is sampled every 0.5 s over the whole process tree started by spark-submit.sh (the JVM,
 the Python driver, the PySpark daemon and its forked workers), summed; shared pages of
@@ -23,11 +23,9 @@ from pathlib import Path
 
 import psutil
 
+from bench import datagen
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-import datagen  # noqa: E402
-
 RESULTS = ROOT / "bench" / "results"
 # Settings of the benchmark (the issue's shape): dim 64 on local[2].
 BASE_SET = ["train.vector_size=64"]

@@ -1,7 +1,7 @@
 """Quality of the job's defaults vs baselines and MLlib's defaults on several synthetic logs.
 
-    .venv/bin/python bench/bench_quality.py            # all datasets, ~10-15 min on 2 cores
-    .venv/bin/python bench/bench_quality.py --only skewed
+    .venv/bin/python -m bench.bench_quality            # all datasets, ~10-15 min on 2 cores
+    .venv/bin/python -m bench.bench_quality --only skewed
 
 Each dataset is one seeded log with a different shape (noise, popularity skew, session length,
 catalogue size). For each, jobs/tune.py runs once with no grid: the job's defaults,
@@ -21,11 +21,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from item2vec import sample
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from item2vec import sample  # noqa: E402
-
 DATA = ROOT / "bench" / ".data" / "quality"
 RESULTS = ROOT / "bench" / "results"
 END = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)

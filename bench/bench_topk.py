@@ -1,7 +1,7 @@
 """Exact all-pairs cosine top-k vs raw float32 GEMM on the same shapes, in one run.
 
-    .venv/bin/python bench/bench_topk.py                   # 100k items x dim 64, k 20, 3 reps
-    .venv/bin/python bench/bench_topk.py --items 50000 --dim 32 --reps 5 --sweep
+    .venv/bin/python -m bench.bench_topk                   # 100k items x dim 64, k 20, 3 reps
+    .venv/bin/python -m bench.bench_topk --items 50000 --dim 32 --reps 5 --sweep
 
 Three timings per repetition, interleaved so machine noise hits all of them alike:
   gemm   raw ``q @ m.T`` over the same query blocks (numpy, all cores), FLOP = 2 Q V d
@@ -23,7 +23,8 @@ import sys
 _SLOW_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 if any(v in os.environ for v in _SLOW_ENV) and __name__ == "__main__":
     env = {k: v for k, v in os.environ.items() if k not in _SLOW_ENV}
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    again = ["-m", __spec__.name] if __spec__ else sys.argv[:1]  # as started: python -m bench.…
+    os.execve(sys.executable, [sys.executable, *again, *sys.argv[1:]], env)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -34,11 +35,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_info  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from item2vec import similar  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -141,7 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
                             * blocks / min(blocks, 4))
         if spark is not None:
             t0 = time.perf_counter()
-            similar.top_k_similar(spark, m, k=k, block_bytes=a.block_bytes).write.format(
+            similar.top_k_similar(spark, m, k=k, block_bytes=a.block_bytes, partitions=0,
+                                  search="exact").write.format(
                 "noop").mode("overwrite").save()
             t["spark"].append(time.perf_counter() - t0)
         print(f"rep {rep}: " + ", ".join(f"{n} {v[-1]:.2f}s" for n, v in t.items() if v),

@@ -1,7 +1,7 @@
 """Training throughput and quality: MLlib Word2Vec (the project's corpus + train code) vs gensim.
 
-    .venv/bin/python bench/bench_train.py                          # 50k items, ~1.2M tokens
-    .venv/bin/python bench/bench_train.py --events 3000000 --partitions 1,2,4
+    .venv/bin/python -m bench.bench_train                          # 50k items, ~1.2M tokens
+    .venv/bin/python -m bench.bench_train --events 3000000 --partitions 1,2,4
 
 Both train on the identical sentence list: the project's sessions -> vocabulary -> corpus
 (copies 1, no subsampling, sequence mode) on the earlier 80 % of sessions; the corpus is
@@ -20,18 +20,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench import datagen
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import datagen  # noqa: E402
-
 RESULTS = ROOT / "bench" / "results"
 
 

@@ -1,7 +1,7 @@
 """Cached synthetic event logs for the benchmarks (bench/.data/, gitignored).
 
-    .venv/bin/python bench/datagen.py --events 10000000 --items 100000
-    .venv/bin/python bench/datagen.py --events 1000000 --items 100000 --zipf 1.0
+    .venv/bin/python -m bench.datagen --events 10000000 --items 100000
+    .venv/bin/python -m bench.datagen --events 1000000 --items 100000 --zipf 1.0
 
 A log is written once by item2vec.sample.write_parquet and reused when its directory already
 holds a complete dataset (a `_DONE` marker with the counts). Events ~= users x
@@ -17,11 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from item2vec import sample
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from item2vec import sample  # noqa: E402
-
 DATA = ROOT / "bench" / ".data"
 END = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)  # run with --run-date 2026-11-25
 RUN_DATE = "2026-11-25"

@@ -1,9 +1,9 @@
 """Run every benchmark and print one combined table (results also in bench/results/*.json).
 
-    .venv/bin/python bench/run_all.py                 # train + topk + e2e (about 25 min)
-    .venv/bin/python bench/run_all.py --only topk,train
-    .venv/bin/python bench/run_all.py --only ann     # IVF / HNSW vs exact top-k (about 15 min)
-    .venv/bin/python bench/run_all.py --e2e-set train.num_partitions=2 ...
+    .venv/bin/python -m bench.run_all                 # train + topk + e2e (about 25 min)
+    .venv/bin/python -m bench.run_all --only topk,train
+    .venv/bin/python -m bench.run_all --only ann     # IVF / HNSW vs exact top-k (about 15 min)
+    .venv/bin/python -m bench.run_all --e2e-set train.num_partitions=2 ...
 
 Each benchmark runs in its own process, one after the other (never concurrently: the
 machine has few cores and every ratio is measured within one benchmark's run).
@@ -24,7 +24,7 @@ PY = sys.executable
 
 
 def run(script: str, *args: str) -> None:
-    cmd = [PY, str(ROOT / "bench" / script), *args]
+    cmd = [PY, "-m", f"bench.{script.removesuffix('.py')}", *args]
     print("$ " + " ".join(cmd), flush=True)
     env = dict(os.environ)
     if script in ("bench_topk.py", "bench_ann.py"):  # numpy GEMM at full speed for exact top-k

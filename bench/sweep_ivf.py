@@ -1,7 +1,7 @@
 """IVF parameter sweep behind the similar.ivf_* defaults: faiss directly, no Spark.
 
-    .venv/bin/python bench/sweep_ivf.py --data 1000000
-    .venv/bin/python bench/sweep_ivf.py --data bench/.data/out/<run>/dt=2026-11-25 --nlist-mult 2,4
+    .venv/bin/python -m bench.sweep_ivf --data 1000000
+    .venv/bin/python -m bench.sweep_ivf --data bench/.data/out/<run>/dt=2026-11-25 --nlist-mult 2,4
 
 For each nlist (multiples of sqrt(V)), builds the index exactly as item2vec.ann does (seeded
 k-means sample, spherical k-means, faiss's threads) and prints the build time, whether a build
@@ -15,19 +15,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_ann import clustered, real_vectors  # noqa: E402
-
-from item2vec import ann  # noqa: E402
+from bench.bench_ann import clustered, real_vectors
+from item2vec import ann
 
 
 def exact_top10(m: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -34,10 +34,17 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override one config key (repeatable)")
     parser.add_argument("--run-date", metavar="YYYY-MM-DD", type=parse_run_date,
-                        default=dt.datetime.now(dt.UTC).date(),
-                        help="events after the end of this UTC day are rejected (default: today)")
+                        default=last_complete_day(),
+                        help="events after the end of this UTC day are rejected (default: the "
+                             "last completed UTC day, yesterday: a nightly run never trains on "
+                             "a partial day and a re-run gives the same result)")
     parser.add_argument("--master", metavar="URL",
                         help="Spark master when run without spark-submit (default local[*])")
+
+
+def last_complete_day(now: dt.datetime | None = None) -> dt.date:
+    """Yesterday in UTC: the last day whose events are all in."""
+    return ((now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC) - dt.timedelta(days=1)).date()
 
 
 def parse_run_date(text: str) -> dt.date:

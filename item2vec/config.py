@@ -9,9 +9,11 @@ an hour of training.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import typing
 import zipfile
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,11 @@ class InputConfig:
     time_col: str = _rule()
     event_type_col: str = _rule()
     event_types: tuple[str, ...] = _rule()
+    id_type: str = _rule(choices=("string", "long"))
     time_unit: str = _rule(choices=("s", "ms"))
+    time_zone: str = _rule()
     lookback_days: int = _rule(0)
+    partition_col: str = _rule()
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SimilarConfig:
+    mode: str = _rule(choices=("hybrid", "embedding", "cooccurrence"))
     k: int = _rule(1, 10000)
+    candidates: int = _rule(1, 10000)
+    partners: int = _rule(1, 10000)
+    window: int = _rule(1, 100)
+    weights: tuple[float, ...] = _rule()
+    tune_weights: bool = _rule()
+    validation_fraction: float = _rule(0, 0.5, lo_open=True)
+    max_validation_pairs: int = _rule(100)
     block_bytes: int = _rule(1 << 20)
     partitions: int = _rule(0)
     search: str = _rule(choices=("exact", "ivf", "hnsw"))
@@ -90,23 +103,29 @@ class SimilarConfig:
 @dataclass(frozen=True)
 class EvaluateConfig:
     enabled: bool = _rule()
+    method: str = _rule(choices=("auto", "previous_run", "holdout"))
     test_fraction: float = _rule(0, 1, lo_open=True)
     ks: tuple[int, ...] = _rule()
     max_test_pairs: int = _rule(0)
-    cooc_window: int = _rule(1)
+    cooc_window: int = _rule(1, 100)
     cooc_alpha: float = _rule(0, 1)
     cooc_lambda: float = _rule(0)
+    rules_window: int = _rule(1, 100)
 
 
 @dataclass(frozen=True)
 class GateConfig:
     min_lift_over_popularity: float = _rule(0)
+    min_lift_over_cooc: float = _rule(0)
     min_hr: float = _rule(0, 1)
+    max_drop_vs_previous: float = _rule(0, 1)
+    history_runs: int = _rule(1, 1000)
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     retention_days: int = _rule(0)
+    lock_lease_minutes: float = _rule(0, 24 * 60, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -119,7 +138,6 @@ class ReportConfig:
 class SparkConfig:
     log_level: str = _rule(choices=("ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"))
     shuffle_partitions: int = _rule(0)
-    fail_first_attempt: tuple[str, ...] = _rule()
 
 
 @dataclass(frozen=True)
@@ -132,6 +150,8 @@ class SampleConfig:
     zipf_exponent: float = _rule(0)
     noise: float = _rule(0, 1)
     drift: float = _rule(0, 1)
+    transition: float = _rule(0, 1)
+    tail_share: float = _rule(0, 0.9)
     days: int = _rule(1)
     seed: int = _rule()
 
@@ -168,7 +188,8 @@ class Config:
 
 
 _FORBIDDEN_INPUT_CHARS = ",;{}()\n\t="
-_KNOWN_FAULT_STAGES = ("corpus", "similar")
+# The evidences similar.weights weighs, in order (see item2vec/rank.py).
+WEIGHT_NAMES = ("cooccurrence", "forward", "cosine")
 
 
 def default_config_text() -> str:
@@ -254,6 +275,8 @@ def _check(key: str, value: Any, f: dataclasses.Field, tp: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin is tuple:
         inner = typing.get_args(tp)[0]
+        if inner is float and isinstance(value, list | tuple):
+            value = [float(v) if _is(v, int) else v for v in value]
         if not isinstance(value, list | tuple) or not all(_is(v, inner) for v in value):
             raise BadInput(f"config {key}: expected a list of {inner.__name__}, got {value!r}")
         return tuple(value)
@@ -287,16 +310,38 @@ def _cross_checks(cfg: Config) -> None:
         name = getattr(cfg.input, key)
         if not name.strip() or any(c in name for c in _FORBIDDEN_INPUT_CHARS):
             raise BadInput(f"config input.{key}: expected a column name, got {name!r}")
+    part = cfg.input.partition_col
+    if part and (part != part.strip() or any(c in part for c in _FORBIDDEN_INPUT_CHARS)):
+        raise BadInput(f"config input.partition_col: expected a column name or \"\", got {part!r}")
+    if not _known_time_zone(cfg.input.time_zone):
+        raise BadInput(f"config input.time_zone: unknown time zone {cfg.input.time_zone!r}; "
+                       f"expected an IANA name such as \"UTC\" or \"Europe/Berlin\", or an "
+                       f"offset such as \"+01:00\"")
     if cfg.session.min_length > cfg.session.max_length:
         raise BadInput(f"config session.min_length ({cfg.session.min_length}) must be <= "
                        f"session.max_length ({cfg.session.max_length})")
+    weights = cfg.similar.weights
+    if len(weights) != len(WEIGHT_NAMES) or any(w < 0 for w in weights) or not sum(weights):
+        raise BadInput(f"config similar.weights: expected {len(WEIGHT_NAMES)} weights >= 0 "
+                       f"({', '.join(WEIGHT_NAMES)}), not all 0, got {list(weights)}")
+    if cfg.similar.candidates < cfg.similar.k:
+        raise BadInput(f"config similar.candidates ({cfg.similar.candidates}) must be >= "
+                       f"similar.k ({cfg.similar.k})")
     if not cfg.evaluate.ks or any(k < 1 for k in cfg.evaluate.ks):
         raise BadInput(f"config evaluate.ks: expected positive cut-offs, "
                        f"got {list(cfg.evaluate.ks)}")
-    unknown = set(cfg.spark.fail_first_attempt) - set(_KNOWN_FAULT_STAGES)
-    if unknown:
-        raise BadInput(f"config spark.fail_first_attempt: unknown stage {sorted(unknown)[0]!r}; "
-                       f"known: {', '.join(_KNOWN_FAULT_STAGES)}")
+
+
+def _known_time_zone(name: str) -> bool:
+    """An IANA zone name, UTC/Z or a fixed offset: what the reader appends to zone-less times."""
+    if name in ("UTC", "Z") or re.fullmatch(r"(?:UTC|GMT)?[+-]\d{2}:\d{2}", name):
+        return True
+    try:
+        zoneinfo.ZoneInfo(name)
+        return True
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        # No zone database on this machine: leave the check to Spark (Java has its own).
+        return not zoneinfo.available_timezones()
 
 
 def reference_markdown(text: str | None = None) -> str:

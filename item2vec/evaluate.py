@@ -1,71 +1,98 @@
-"""Offline evaluation on a time-based holdout, with baselines computed on the same split.
+"""Evaluation: what a team compares before trusting the lists, scored on the same pairs.
 
-The latest sessions (by start time) are the test set; a separate model is trained on the
-earlier sessions only, and every model predicts each next item of a test session from the
-previous one. Models: item2vec (this job's config), popularity, and item co-occurrence kNN
-normalised like session-rec's item-kNN: co(i,j) / ((n_i + lambda)^alpha (n_j + lambda)^(1-alpha)).
-All of it runs in Spark; only the metric numbers come back to the driver.
+Every model predicts each next item of a test session from the previous one, from its list for
+that item: the published list (``published``), the embedding alone (``embedding``), item
+co-occurrence kNN (``cooc_knn``), sequential rules (``sequential_rules``) and ``popularity``.
+All are scored on the same pairs: every consecutive pair of a test session (a query item with
+no list is a miss), with HR, MRR and NDCG at each cut-off, HR at the smallest cut-off by
+popularity bucket of the item to predict, and catalogue coverage (distinct recommended items
+over the distinct training items, the same denominator for every model).
 
-Test pairs count when their previous item is in the item2vec training vocabulary (the model
-can answer them); ``pair_coverage`` says what share of all test pairs that is.
+Two methods:
+- ``previous_run``: the lists an earlier run published (and the reference lists it kept beside
+  them) scored on the sessions that started after its date: what was served, scored on what
+  users did next. No training at all (progressive validation).
+- ``holdout``: the latest ``test_fraction`` of this run's sessions is the test set; the lists
+  are built again, by the caller's ``build``, from the earlier sessions only.
+
+Everything runs in Spark; only metric numbers come back to the driver.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from item2vec import similar as similar_mod
-from item2vec.config import Config
 from item2vec.corpus import uniform
 from item2vec.errors import BadInput
 from item2vec.events import ITEM
 from item2vec.progress import Progress
 from item2vec.sessions import ITEMS, SESSION_ID, START
-from item2vec.vocabulary import FREQUENCY, INDEX
+from item2vec.vocabulary import FREQUENCY
 
-PREV, NEXT, RANK, REC, BUCKET = "prev_item", "next_item", "rank", "rec_item", "bucket"
-BUCKETS = (("head", 0.01), ("torso", 0.1), ("tail", 1.0))
+PREV, NEXT, RANK, REC, BUCKET, MODEL = (
+    "prev_item", "next_item", "rank", "rec_item", "bucket", "model")
+MODELS = ("published", "embedding", "cooc_knn", "sequential_rules", "popularity")
+REFERENCE_MODELS = ("embedding", "cooc_knn", "sequential_rules")
+# Popularity buckets of the item to predict, by training frequency: head = above the 99th
+# percentile of training items, torso = above the 90th, tail = the rest; "unseen" = never in
+# training (no model can recommend it).
+BUCKETS = (("head", 0.99), ("torso", 0.9))
 
 
 @dataclass
-class Holdout:
-    """A split: training sessions, test next-item pairs, and what the split was."""
+class Lists:
+    """What the models of one training part recommend, ready to be scored."""
 
-    train: DataFrame  # sessions
-    pairs: DataFrame  # prev_item, next_item
-    info: dict[str, Any]
-    counts: DataFrame | None = None  # item_id, frequency over ``train`` (set by prepare)
+    lists: DataFrame  # model, item_id, rank, rec_item: published + reference models
+    popular: DataFrame  # rank, rec_item: the k + 1 most frequent training items
+    counts: DataFrame  # item_id, frequency over the training part
+    items: int  # distinct training items (the coverage denominator)
+    release: Callable[[], None] = lambda: None  # frees what building the lists cached
 
 
-def split_holdout(sessions: DataFrame, *, test_fraction: float, seed: int,
-                  max_test_pairs: int) -> Holdout:
-    """Latest ``test_fraction`` of sessions by start time -> test pairs; the rest -> training."""
-    cutoff = sessions.select(F.percentile_approx(START, 1.0 - test_fraction, 10000)).first()[0]
+Build = Callable[[DataFrame, DataFrame], Lists]  # (training sessions, query items) -> Lists
+
+
+def session_pairs(sessions: DataFrame, *, items: str = ITEMS) -> DataFrame:
+    """(session_id, pos, prev_item, next_item): every consecutive pair of every session
+    (``items`` names the sessions' array column)."""
+    n = F.size(items)
+    zipped = F.arrays_zip(F.slice(items, 1, n - 1).alias(PREV),
+                          F.slice(items, 2, n - 1).alias(NEXT))
+    return (sessions.select(SESSION_ID, F.posexplode(zipped).alias("pos", "p"))
+            .select(SESSION_ID, "pos", F.col("p")[PREV].alias(PREV),
+                    F.col("p")[NEXT].alias(NEXT)))
+
+
+def sample_pairs(pairs: DataFrame, *, max_pairs: int, seed: int) -> tuple[DataFrame, int]:
+    """(pairs capped at about ``max_pairs`` by a deterministic hash sample, total pairs)."""
+    total = pairs.count()
+    if max_pairs and total > max_pairs:
+        keep = max_pairs / total
+        pairs = pairs.where(uniform(F.lit(seed), F.col(SESSION_ID), F.col("pos")) < keep)
+    return pairs.select(PREV, NEXT), total
+
+
+def split_by_start(sessions: DataFrame, *, fraction: float) -> tuple[DataFrame, DataFrame, Any]:
+    """(earlier, later, cutoff): the latest ``fraction`` of sessions by start time is ``later``."""
+    cutoff = sessions.select(F.percentile_approx(START, 1.0 - fraction, 10000)).first()[0]
     if cutoff is None:
         raise BadInput("evaluation: no sessions to split")
-    train = sessions.where(F.col(START) <= F.lit(cutoff))
-    test = sessions.where(F.col(START) > F.lit(cutoff))
-    n = F.size(ITEMS)
-    zipped = F.arrays_zip(F.slice(ITEMS, 1, n - 1).alias(PREV), F.slice(ITEMS, 2, n - 1)
-                          .alias(NEXT))
-    pairs = (test.select(SESSION_ID, F.posexplode(zipped).alias("pos", "p"))
-             .select(SESSION_ID, "pos", F.col("p")[PREV].alias(PREV), F.col("p")[NEXT].alias(NEXT)))
-    total = pairs.count()
-    if max_test_pairs and total > max_test_pairs:
-        keep = max_test_pairs / total
-        pairs = pairs.where(uniform(F.lit(seed), F.col(SESSION_ID), F.col("pos")) < keep)
-    info = {"cutoff": _iso(cutoff), "test_fraction": test_fraction, "test_pairs_total": total}
-    return Holdout(train, pairs.select(PREV, NEXT), info)
+    return (sessions.where(F.col(START) <= F.lit(cutoff)),
+            sessions.where(F.col(START) > F.lit(cutoff)), cutoff)
 
 
-def rank_metrics(ranks: DataFrame, ks: tuple[int, ...]) -> list[Column]:
+def rank_metrics(ks: tuple[int, ...]) -> list[Column]:
     """Aggregate columns HR@k, MRR@k, NDCG@k over a ``rank`` column (null = not in the list)."""
     rank = F.col(RANK)
     cols = []
@@ -82,188 +109,194 @@ def _hit(k: int) -> Column:
     return F.col(RANK).isNotNull() & (F.col(RANK) <= k)
 
 
-def score_recommendations(pairs: DataFrame, recs: DataFrame, *, ks: tuple[int, ...],
-                          catalogue: int) -> dict[str, float]:
-    """Metrics for ``recs`` (item_id, rank, rec_item) on ``pairs`` (prev_item, next_item).
+def with_buckets(pairs: DataFrame, counts: DataFrame) -> DataFrame:
+    """Tag each pair with the popularity bucket of its next item (see BUCKETS). Thresholds
+    come from an approximate percentile of the training frequencies: no global sort."""
+    quantiles = [q for _, q in BUCKETS]
+    limits = counts.select(F.percentile_approx(FREQUENCY, quantiles, 10000)).first()[0] or []
+    bucket = F.lit("tail")
+    for (name, _), limit in reversed(list(zip(BUCKETS, limits, strict=True))):
+        bucket = F.when(F.col(FREQUENCY) > F.lit(limit), F.lit(name)).otherwise(bucket)
+    bucket = F.when(F.col(FREQUENCY).isNull(), F.lit("unseen")).otherwise(bucket)
+    freq = counts.select(F.col(ITEM).alias(NEXT), FREQUENCY)
+    return pairs.join(freq, NEXT, "left").select(PREV, NEXT, bucket.alias(BUCKET))
 
-    ``recs`` is computed once and cached (it is small: queries x k rows) because three
-    aggregations read it; recomputing a co-occurrence baseline or a top-k per aggregation
-    used to dominate the evaluation of large logs.
+
+def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    """Metrics of every model on ``pairs`` (prev_item, next_item, bucket), in MODELS order.
+
+    One join ranks the true next item in every list model's list; popularity's rank comes from
+    its one shared list (the query item itself is skipped, as the others never list it).
     """
-    recs = recs.select(ITEM, RANK, REC).persist(StorageLevel.MEMORY_AND_DISK)
+    spark = pairs.sparkSession
+    ks = tuple(sorted(set(ks)))
+    pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        joined = pairs.join(recs.select(F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK),
-                            [PREV, NEXT], "left")
-        row = joined.agg(*rank_metrics(joined, ks)).first().asDict()
-        out: dict[str, Any] = {k: round(float(v), 6) for k, v in row.items()}
-        if BUCKET in pairs.columns:  # HR at the first cut-off by popularity of the item to predict
-            hit = F.when(_hit(min(ks)), 1.0).otherwise(0.0)
-            rows = joined.groupBy(BUCKET).agg(F.avg(hit).alias("hr")).collect()
-            out[f"hr@{min(ks)}_by_popularity"] = {
-                r[BUCKET]: round(float(r["hr"]), 6) for r in sorted(rows, key=lambda r: r[BUCKET])}
-        distinct = recs.agg(*[F.count_distinct(F.when(F.col(RANK) <= k, F.col(REC))).alias(str(k))
-                              for k in ks]).first()
-        for k in ks:
-            out[f"coverage@{k}"] = round(distinct[str(k)] / catalogue, 6) if catalogue else 0.0
+        queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
+        lists_q = lists.lists.join(queries, ITEM).persist(StorageLevel.MEMORY_AND_DISK)
+        names = [m for m in MODELS if m != "popularity"]
+        models = spark.createDataFrame([(m,) for m in names], f"{MODEL} string")
+        listed = lists_q.select(MODEL, F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK)
+        answered = lists_q.select(MODEL, F.col(ITEM).alias(PREV)).distinct() \
+            .withColumn("_answered", F.lit(1))
+        ranked = (pairs.crossJoin(models).join(listed, [MODEL, PREV, NEXT], "left")
+                  .join(answered, [MODEL, PREV], "left"))
+        pop = lists.popular
+        pop_next = pop.select(F.col(REC).alias(NEXT), F.col(RANK).alias("_rn"))
+        pop_prev = pop.select(F.col(REC).alias(PREV), F.col(RANK).alias("_rp"))
+        effective = F.col("_rn") - F.when(F.col("_rp") < F.col("_rn"), 1).otherwise(0)
+        popular = (pairs.join(pop_next, NEXT, "left").join(pop_prev, PREV, "left")
+                   .select(F.lit("popularity").alias(MODEL), PREV, NEXT, BUCKET,
+                           F.when(F.col(PREV) != F.col(NEXT), effective).alias(RANK),
+                           F.lit(1).alias("_answered")))
+        every = ranked.select(MODEL, PREV, NEXT, BUCKET, RANK, "_answered").unionByName(popular)
+        rows = every.groupBy(MODEL).agg(
+            F.count(F.lit(1)).alias("_pairs"), F.count("_answered").alias("_answered"),
+            *rank_metrics(ks)).collect()
+        first = min(ks)
+        hit = F.when(_hit(first), 1.0).otherwise(0.0)
+        by_bucket = every.groupBy(MODEL, BUCKET).agg(F.avg(hit).alias("hr")).collect()
+        coverage = _coverage(lists_q, lists.popular, queries, ks)
+        out: dict[str, dict[str, Any]] = {}
+        for r in sorted(rows, key=lambda r: MODELS.index(r[MODEL])):
+            m = {key: round(float(r[key]), 6) for key in r.asDict()
+                 if key not in (MODEL, "_pairs", "_answered")}
+            m["pair_coverage"] = round(r["_answered"] / r["_pairs"], 6) if r["_pairs"] else 0.0
+            m[f"hr@{first}_by_popularity"] = {
+                b[BUCKET]: round(float(b["hr"]), 6)
+                for b in sorted(by_bucket, key=lambda b: b[BUCKET]) if b[MODEL] == r[MODEL]}
+            for k in ks:
+                distinct = coverage.get((r[MODEL], k), 0)
+                m[f"coverage@{k}"] = round(distinct / lists.items, 6) if lists.items else 0.0
+            out[r[MODEL]] = m
+        lists_q.unpersist()
         return out
     finally:
-        recs.unpersist()
+        pairs.unpersist()
 
 
-def popularity_buckets(train_counts: DataFrame) -> DataFrame:
-    """(item_id, bucket): head = the 1 % most frequent training items, torso = the next 9 %,
-    tail = the rest; items never seen in training are "unseen" where this is joined."""
-    order = Window.orderBy(F.col(FREQUENCY).desc(), F.col(ITEM))
-    share = F.percent_rank().over(order)
-    bucket = F.lit(BUCKETS[-1][0])
-    for name, upper in reversed(BUCKETS[:-1]):
-        bucket = F.when(share < upper, F.lit(name)).otherwise(bucket)
-    return train_counts.select(ITEM, bucket.alias(BUCKET))
-
-
-def popularity_recs(train_counts: DataFrame, queries: DataFrame, k: int) -> DataFrame:
-    """The k most frequent training items, minus the query item itself."""
-    top = (train_counts.orderBy(F.col(FREQUENCY).desc(), F.col(ITEM))
-           .limit(k + 1).select(F.col(ITEM).alias(REC), F.col(FREQUENCY)))
-    return _top_k_by(queries.crossJoin(F.broadcast(top)).where(F.col(ITEM) != F.col(REC)),
-                     F.col(FREQUENCY), k)
-
-
-def _top_k_by(candidates: DataFrame, score: Column, k: int) -> DataFrame:
-    """(item_id, rank, rec_item): the ``k`` best ``rec_item`` per item by score desc, then
-    rec_item asc. A bounded top-k aggregate (partial aggregation on the map side) instead of a
-    window sort of every candidate pair."""
-    best = F.min_by(F.col(REC), F.struct(-score, F.col(REC)), k)
-    return (candidates.groupBy(ITEM).agg(best.alias("top"))
-            .select(ITEM, F.posexplode("top").alias("pos", REC))
-            .select(ITEM, (F.col("pos") + 1).cast("int").alias(RANK), REC))
-
-
-def cooccurrence_recs(train: DataFrame, train_counts: DataFrame, queries: DataFrame, *,
-                      k: int, window: int, alpha: float, lam: float) -> DataFrame:
-    """Item-kNN on co-occurrence within ``window`` positions of a training session."""
-    n = F.size(ITEMS)
-    shifted = F.flatten(F.transform(F.sequence(F.lit(1), F.lit(window)), lambda d: F.arrays_zip(
-        F.slice(ITEMS, 1, F.greatest(n - d, F.lit(0))).alias("a"),
-        F.slice(ITEMS, d + 1, F.greatest(n - d, F.lit(0))).alias("b"))))
-    pairs = train.where(n >= 2).select(F.explode(shifted).alias("p")).select(
-        F.col("p")["a"].alias("a"), F.col("p")["b"].alias("b")).where(F.col("a") != F.col("b"))
-    both = pairs.select(F.col("a").alias(ITEM), F.col("b").alias(REC)).unionByName(
-        pairs.select(F.col("b").alias(ITEM), F.col("a").alias(REC)))
-    both = both.join(F.broadcast(queries), ITEM)
-    co = both.groupBy(ITEM, REC).agg(F.count(F.lit(1)).alias("co"))
-    n_i = train_counts.select(F.col(ITEM), F.col(FREQUENCY).alias("n_i"))
-    n_j = train_counts.select(F.col(ITEM).alias(REC), F.col(FREQUENCY).alias("n_j"))
-    scored = (co.join(F.broadcast(n_i), ITEM).join(F.broadcast(n_j), REC)
-              .withColumn("s", F.col("co") / (F.pow(F.col("n_i") + lam, alpha)
-                                              * F.pow(F.col("n_j") + lam, 1 - alpha))))
-    return _top_k_by(scored, F.col("s"), k)
-
-
-def item2vec_recs(spark: SparkSession, model: Any, queries: DataFrame, k: int,
-                  cfg: Config) -> DataFrame:
-    """Top-k from a trained model for the query items only."""
-    idx = (queries.join(model.vocab, ITEM).select(INDEX).toArrow().column(INDEX)
-           .to_numpy())
-    pairs = similar_mod.top_k_similar(spark, model.matrix, k=k,
-                                      block_bytes=cfg.similar.block_bytes,
-                                      partitions=cfg.similar.partitions, queries=idx)
-    return similar_mod.with_item_ids(pairs, model.vocab).select(
-        ITEM, RANK, F.col(similar_mod.SIMILAR_ITEM).alias(REC))
-
-
-def train_counts_of(train: DataFrame) -> DataFrame:
-    """(item_id, frequency) over the training sessions."""
-    return (train.select(F.explode(ITEMS).alias(ITEM)).groupBy(ITEM)
-            .agg(F.count(F.lit(1)).alias(FREQUENCY)))
-
-
-def prepare(spark: SparkSession, sessions: DataFrame, cfg: Config) -> Holdout:
-    """Split once (cached), with training item counts, tagging each test pair with its next
-    item's popularity bucket."""
-    e = cfg.evaluate
-    holdout = split_holdout(sessions, test_fraction=e.test_fraction, seed=cfg.train.seed,
-                            max_test_pairs=e.max_test_pairs)
-    holdout.train = holdout.train.persist(StorageLevel.MEMORY_AND_DISK)
-    holdout.counts = train_counts_of(holdout.train).persist()
-    buckets = popularity_buckets(holdout.counts).withColumnRenamed(ITEM, NEXT)
-    holdout.pairs = (holdout.pairs.join(F.broadcast(buckets), NEXT, "left")
-                     .fillna({BUCKET: "unseen"})
-                     .persist(StorageLevel.MEMORY_AND_DISK))
-    return holdout
-
-
-def evaluate_item2vec(spark: SparkSession, holdout: Holdout, cfg: Config, progress: Progress,
-                      *, label: str = "eval ") -> tuple[dict[str, float], DataFrame, int]:
-    """Train on the holdout's training part; return (metrics, answerable pairs, catalogue)."""
-    from item2vec.pipeline import train_model  # the same stages as the published model
-
-    ks = tuple(sorted(set(cfg.evaluate.ks)))
-    model = train_model(spark, holdout.train, cfg, progress, label=label)
-    with progress.stage(f"{label}item2vec top-k"):
-        vocab_ids = model.vocab.select(ITEM)
-        pairs = holdout.pairs.join(F.broadcast(vocab_ids.withColumnRenamed(ITEM, PREV)), PREV)
-        queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
-        catalogue = int(model.matrix.shape[0])
-        recs = item2vec_recs(spark, model, queries, max(ks), cfg)
-        metrics = score_recommendations(pairs, recs, ks=ks, catalogue=catalogue)
-    model.item_vectors.unpersist()
-    return metrics, pairs, catalogue
-
-
-def baseline_metrics(holdout: Holdout, pairs: DataFrame, catalogue: int, cfg: Config,
-                     progress: Progress, *, label: str = "eval ") -> dict[str, dict[str, Any]]:
-    """Popularity and co-occurrence kNN on the same answerable ``pairs``, one timed stage each
-    (``<label><name>`` in ``progress.timings``)."""
-    e = cfg.evaluate
-    ks = tuple(sorted(set(e.ks)))
-    queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
-    recommenders = {
-        "popularity": lambda: popularity_recs(holdout.counts, queries, max(ks)),
-        "cooc_knn": lambda: cooccurrence_recs(holdout.train, holdout.counts, queries, k=max(ks),
-                                              window=e.cooc_window, alpha=e.cooc_alpha,
-                                              lam=e.cooc_lambda)}
-    out = {}
-    for name, make in recommenders.items():
-        with progress.stage(f"{label}{name}"):
-            out[name] = score_recommendations(pairs, make(), ks=ks, catalogue=catalogue)
+def _coverage(lists_q: DataFrame, popular: DataFrame, queries: DataFrame,
+              ks: tuple[int, ...]) -> dict[tuple[str, int], int]:
+    """(model, k) -> distinct items recommended at rank <= k to the test queries."""
+    aggs = [F.count_distinct(F.when(F.col(RANK) <= k, F.col(REC))).alias(str(k)) for k in ks]
+    out = {(r[MODEL], k): int(r[str(k)])
+           for r in lists_q.groupBy(MODEL).agg(*aggs).collect() for k in ks}
+    # Popularity shows every query the top k, and item k + 1 to a query that is in the top k.
+    top = popular.orderBy(RANK).collect()
+    top_ids = [r[REC] for r in top]
+    asked = {r[0] for r in queries.join(popular.select(F.col(REC).alias(ITEM)), ITEM)
+             .select(ITEM).collect()}
+    for k in ks:
+        shown = set(top_ids[:k])
+        if asked & shown and len(top_ids) > k:
+            shown.add(top_ids[k])
+        out[("popularity", k)] = len(shown)
     return out
 
 
-def evaluate(spark: SparkSession, sessions: DataFrame, cfg: Config,
-             progress: Progress) -> dict[str, Any]:
-    """The manifest's ``metrics``: holdout description and per-model metrics."""
+def holdout(sessions: DataFrame, *, build: Build, test_fraction: float, max_test_pairs: int,
+            seed: int, ks: tuple[int, ...], progress: Progress) -> dict[str, Any]:
+    """The manifest's ``metrics`` for method "holdout": lists built from the earlier sessions,
+    scored on the pairs of the latest ``test_fraction``."""
     with progress.stage("eval split"):
-        holdout = prepare(spark, sessions, cfg)
-    pairs = None
+        train, test, cutoff = split_by_start(sessions, fraction=test_fraction)
+        train = train.persist(StorageLevel.MEMORY_AND_DISK)
+        pairs, total = sample_pairs(session_pairs(test), max_pairs=max_test_pairs, seed=seed)
+        pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+        queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
+    lists = None
     try:
-        model_metrics, pairs, catalogue = evaluate_item2vec(spark, holdout, cfg, progress)
-        pairs = pairs.persist()
-        answerable = pairs.count()
-        if not answerable:
-            return {"holdout": holdout.info | {"pairs": 0}, "models": {}}
-        models = {"item2vec": model_metrics,
-                  **baseline_metrics(holdout, pairs, catalogue, cfg, progress)}
-        total = holdout.info["test_pairs_total"]
-        info = holdout.info | {"pairs": answerable,
-                               "pair_coverage": round(answerable / total, 6) if total else 0.0}
-        return {"holdout": info, "models": models}
+        lists = build(train, queries)
+        with progress.stage("eval score"):
+            models = score(with_buckets(pairs, lists.counts), lists, ks=ks) if total else {}
+        info = {"cutoff": _iso(cutoff), "test_fraction": test_fraction,
+                "test_pairs_total": total, "pairs": pairs.count() if total else 0}
+        return {"method": "holdout", "evaluated_run": None, "pairs": info["pairs"],
+                "holdout": info, "models": models}
     finally:
-        if pairs is not None:
+        if lists is not None:
+            lists.release()
+        pairs.unpersist()
+        train.unpersist()
+
+
+def previous_run(sessions: DataFrame, lists: Lists, *, since: dt.datetime, evaluated_run: str,
+                 max_test_pairs: int, seed: int, ks: tuple[int, ...],
+                 progress: Progress) -> dict[str, Any]:
+    """The manifest's ``metrics`` for method "previous_run": ``lists`` (what the run
+    ``evaluated_run`` published and kept) scored on the sessions that started at or after
+    ``since`` (the end of that run's date)."""
+    with progress.stage("eval score"):
+        later = sessions.where(F.col(START) >= F.lit(since))
+        pairs, total = sample_pairs(session_pairs(later), max_pairs=max_test_pairs, seed=seed)
+        pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            models = score(with_buckets(pairs, lists.counts), lists, ks=ks) if total else {}
+            info = {"since": _iso(since), "test_pairs_total": total,
+                    "pairs": pairs.count() if total else 0}
+        finally:
             pairs.unpersist()
-        holdout.train.unpersist()
-        holdout.pairs.unpersist()
-        holdout.counts.unpersist()
+    return {"method": "previous_run", "evaluated_run": evaluated_run, "pairs": info["pairs"],
+            "test": info, "models": models}
+
+
+def gate(metrics: dict[str, Any] | None, *, ks: tuple[int, ...], min_lift_over_popularity: float,
+         min_lift_over_cooc: float, min_hr: float) -> str | None:
+    """None when the published list may be published, else why not. Judged at the smallest
+    cut-off; missing metrics fail (an evaluation that scored nothing proves nothing)."""
+    if metrics is None:
+        return None
+    k = min(ks)
+    models = metrics.get("models") or {}
+    hr = models.get("published", {}).get(f"hr@{k}")
+    if hr is None:
+        return f"no HR@{k} for the published list (no test pairs could be scored)"
+    for name, lift in (("popularity", min_lift_over_popularity),
+                       ("cooc_knn", min_lift_over_cooc)):
+        other = models.get(name, {}).get(f"hr@{k}")
+        if lift and other is None:
+            return f"no HR@{k} for {name} to compare with"
+        if lift and hr < lift * other:
+            return f"published HR@{k} {hr:.4f} < {lift:g} x {name} HR@{k} {other:.4f}"
+    if min_hr and hr < min_hr:
+        return f"published HR@{k} {hr:.4f} < gate.min_hr {min_hr:g}"
+    return None
+
+
+def regression(metrics: dict[str, Any] | None, history: pa.Table, *, k: int,
+               max_drop: float, runs: int) -> str | None:
+    """None unless the published list's HR@k dropped by more than ``max_drop`` (a share)
+    below the median of the last ``runs`` published runs evaluated with the same method."""
+    if not metrics or not max_drop:
+        return None
+    hr = (metrics.get("models") or {}).get("published", {}).get(f"hr@{k}")
+    column = f"hr_{k}"
+    if hr is None or column not in history.column_names or not history.num_rows:
+        return None
+    rows = [r for r in history.to_pylist()
+            if r.get("model") == "published" and r.get("status") == "published"
+            and r.get("method") == metrics.get("method") and r.get(column) is not None]
+    rows.sort(key=lambda r: (r["run_date"], r.get("finished_at") or ""))
+    recent = [r[column] for r in rows[-runs:]]
+    if not recent:
+        return None
+    median = statistics.median(recent)
+    if median > 0 and hr < (1.0 - max_drop) * median:
+        drop = 1.0 - hr / median
+        return (f"published HR@{k} {hr:.4f} is {drop:.0%} below the median {median:.4f} of the "
+                f"last {len(recent)} evaluated run(s) (gate.max_drop_vs_previous "
+                f"{max_drop:.0%})")
+    return None
 
 
 def summary_line(metrics: dict[str, Any]) -> str:
     models = metrics.get("models", {})
     parts = [f"{name} HR@10={m.get('hr@10', float('nan')):.4f}" for name, m in models.items()]
-    return f"{metrics.get('holdout', {}).get('pairs', 0):,} test pairs; " + ", ".join(parts)
+    return f"{metrics.get('method')}: {metrics.get('pairs', 0):,} test pairs; " + ", ".join(parts)
 
 
 def metrics_table(metrics: dict[str, Any], columns: tuple[str, ...] = (
-        "hr@10", "mrr@10", "ndcg@10", "hr@20", "coverage@10")) -> str:
+        "hr@10", "mrr@10", "hr@20", "mrr@20", "coverage@20")) -> str:
     """Plain-text table of the per-model metrics, for the terminal."""
     models = metrics.get("models", {})
     if not models:

@@ -1,16 +1,19 @@
-"""The job's stages in order: read -> sessions -> vocabulary -> corpus -> train -> similar ->
-evaluate -> publish. Each stage is a pure function of its module; this file only wires them,
-times them and fills the manifest.
+"""The job's steps in order: read -> sessions -> model -> similar items -> evaluate -> publish.
+
+Stages live in their own modules and take DataFrames and keyword values; this file is the only
+one (with jobs/) that reads the Config: it unpacks it into the stages' arguments, passes
+DataFrames from step to step, times each step and builds the manifest from what the steps
+return. Every write goes through the Publisher.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import platform
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,60 +25,453 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import item2vec
-from item2vec import ann
-from item2vec import corpus as corpus_mod
+from item2vec import ann, rank, train
+from item2vec import cooccurrence as co
+from item2vec import evaluate as evaluate_mod
 from item2vec import events as events_mod
 from item2vec import sample as sample_mod
 from item2vec import sessions as sessions_mod
 from item2vec import similar as similar_mod
-from item2vec import train as train_mod
 from item2vec import vocabulary as vocab_mod
 from item2vec.config import Config
 from item2vec.errors import BadInput, QualityGateFailed
-from item2vec.faults import fail_first_attempt
+from item2vec.events import ITEM
 from item2vec.progress import Progress
-from item2vec.publish import Publisher
-from item2vec.storage import Storage
+from item2vec.publish import LATEST, PublishedRun, Publisher, history_rows
+from item2vec.sessions import START
+from item2vec.train import Wrap, no_wrap
+from item2vec.vocabulary import FREQUENCY, INDEX
 
-SCHEMA_VERSION = 2  # 2: similarity.search (+ similarity.ivf / similarity.hnsw)
+SCHEMA_VERSION = 3  # 2: similarity.search; 3: similar_items evidence columns, metrics.models
+REFERENCE_LISTS, ITEM_COUNTS = "reference_lists", "item_counts"
+# Fewest validation pairs worth choosing weights on; below it the configured weights are used.
+MIN_VALIDATION_PAIRS = 200
 
 
 @dataclass
 class RunResult:
-    """What a run produced: where it went and its manifest."""
+    """What a run produced: where it went, its manifest, and a few example lists."""
 
-    output_dir: str
+    location: str
     manifest: dict[str, Any]
     published: bool
+    latest: str | None = None
     neighbours: dict[str, list[tuple[Any, float]]] = field(default_factory=dict)
 
 
 @dataclass
-class Model:
-    """A trained embedding: final vocabulary, vectors (DataFrame and matrix), counts."""
+class Built:
+    """The lists of one training part: the published ranking and the reference models'."""
 
-    vocab: DataFrame  # item_id, item_index, frequency
-    item_vectors: DataFrame  # item_id, item_index, frequency, vector
-    matrix: np.ndarray  # V x dim, row i = item_index i
-    dropped: int  # vocabulary items that got no vector (removed from every corpus copy)
-    copies: int  # corpus copies actually used
-    iterations: int  # training iterations actually used
-    partitions: int  # MLlib numPartitions actually used
+    model: train.Model
+    counts: DataFrame  # item_id, frequency over every training item
+    similar: DataFrame  # the similar_items dataset
+    references: DataFrame  # model, item_id, rank, rec_item, score (embedding, cooc, rules)
+    similarity: dict[str, Any]  # the manifest's similarity block
+    items: int  # distinct training items
+    cleanup: list[Callable[[], Any]] = field(default_factory=list)  # caches, broadcasts
+
+    def lists(self, k: int) -> evaluate_mod.Lists:
+        """These lists as the evaluation scores them."""
+        published = self.similar.select(F.lit("published").alias(evaluate_mod.MODEL), ITEM,
+                                        rank.RANK, F.col(rank.SIMILAR_ITEM).alias(co.REC))
+        lists = published.unionByName(self.references.drop(co.SCORE))
+        return evaluate_mod.Lists(lists, co.popularity(self.counts, k=k), self.counts,
+                                  self.items, release=self.release)
+
+    def release(self) -> None:
+        """Free what building the lists cached, once every output is written."""
+        for free in self.cleanup:
+            free()
+        self.model.release()
 
 
+def run(spark: SparkSession, cfg: Config, pub: Publisher, *, input_path: str | None,
+        run_date: dt.date, progress: Progress, wrap: Wrap = no_wrap,
+        items_path: str | None = None) -> RunResult:
+    """Run every step and publish. Raises Item2VecError subclasses for the exit codes."""
+    started = _now()
+    previous = pub.previous()
+    events, source, tally, items = read_step(spark, cfg, input_path, run_date, progress)
+    sessions, counts = sessions_step(events, cfg, tally, progress)
+    method = evaluation_method(cfg, previous, run_date, progress)
+    built = model_step(sessions, cfg, progress, wrap=wrap)
+    with progress.stage("write"):
+        datasets = {"vocabulary": built.model.vocab,
+                    "item_vectors": train.item_vectors(built.model),
+                    "similar_items": built.similar}
+        if cfg.evaluate.enabled:  # kept for the next run's previous_run evaluation
+            datasets |= {REFERENCE_LISTS: built.references, ITEM_COUNTS: built.counts}
+        pub.write_datasets(datasets)
+    counts.update(vocabulary_size=built.model.size, items_without_vector=built.model.dropped,
+                  training_items=built.items,
+                  similar_rows=pub.read_dataset(spark, "similar_items").count())
+    metrics = evaluate_step(sessions, cfg, method, previous, progress, wrap=wrap)
+    if metrics is not None:
+        pub.write_json("metrics.json", metrics)
+    neighbours = _example_neighbours(pub.read_dataset(spark, "similar_items"), built.model)
+    sessions.unpersist()
+    built.release()
+    manifest = make_manifest(spark, cfg, run_date=run_date, run_id=pub.run_id,
+                             started=started, source=source, counts=counts, built=built,
+                             metrics=metrics, timings=progress.timings)
+    return finish(pub, cfg, manifest, metrics, progress, items=items_path or items,
+                  neighbours=neighbours)
+
+
+# -- steps -----------------------------------------------------------------------------------
+def read_step(spark: SparkSession, cfg: Config, input_path: str | None, run_date: dt.date,
+              progress: Progress) -> tuple[DataFrame, dict, Callable, pa.Table | None]:
+    """Accepted events (lazy), a description of the input, the rejection tally (filled by the
+    one pass that materialises the sessions) and item metadata (embedded sample only)."""
+    run_end = run_end_of(run_date)
+    with progress.stage("read") as note:
+        events, source, items = load_input(spark, cfg, input_path, run_end)
+        tagged = events_mod.tag_rejections(events, run_end=run_end,
+                                           lookback_days=cfg.input.lookback_days,
+                                           event_types=cfg.input.event_types)
+        accepted, tally = events_mod.accept(tagged)
+        if source.get("files_read") is not None:
+            note.append(f"{source['files_read']:,} file(s), {source['bytes_read']:,} bytes")
+    return accepted, source, tally, items
+
+
+def sessions_step(events: DataFrame, cfg: Config, tally: Callable,
+                  progress: Progress) -> tuple[DataFrame, dict[str, Any]]:
+    """Sessions (persisted: this is the one pass over the log) and the counts so far."""
+    with progress.stage("sessions") as note:
+        sessions = sessions_from_events(events, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+        n_sessions, n_tokens = sessions_mod.session_stats(sessions)
+        read, rejected, examples = tally()
+        events_mod.check_usable(read, rejected, time_unit=cfg.input.time_unit,
+                                examples=examples)
+        counts = {"events_read": read, "events_rejected": rejected,
+                  "events_accepted": read - sum(rejected.values()),
+                  "sessions": n_sessions, "tokens": n_tokens}
+        note.append(f"{read:,} events ({sum(rejected.values()):,} rejected"
+                    f"{' ' + str(rejected) if rejected else ''}), {n_sessions:,} sessions, "
+                    f"{n_tokens:,} items in them")
+        if not n_sessions:
+            sessions.unpersist()
+            raise BadInput(f"no sessions with >= session.min_length={cfg.session.min_length} "
+                           f"distinct consecutive items among {counts['events_accepted']:,} "
+                           f"usable events")
+    return sessions, counts
+
+
+def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wrap = no_wrap,
+               queries: DataFrame | None = None, label: str = "") -> Built:
+    """Embedding + co-occurrence evidence -> the ranked similar items and the reference lists.
+
+    Items are counted into a catalogue whose integer keys order them by frequency (then id),
+    so the vocabulary is its prefix and every later shuffle carries ints, not ids. ``queries``
+    (item_id) restricts the lists to those items (the holdout evaluation needs no more); the
+    embedding and the evidence still use every session.
+    """
+    s, e, v = cfg.similar, cfg.evaluate, cfg.vocabulary
+    spark = sessions.sparkSession
+    # The latest validation_fraction of sessions scores the weight mixes (and tonight's list,
+    # for the regression gate); the evidence they are scored against comes from the rest.
+    _, _, cutoff = evaluate_mod.split_by_start(sessions, fraction=s.validation_fraction)
+    sessions = sessions.withColumn(co.FIT, F.col(START) <= F.lit(cutoff))
+    with progress.stage(f"{label}vocabulary") as note:
+        catalogue = vocab_mod.assign_indexes(co.item_counts(sessions)).persist()
+        items = catalogue.count()
+        size = catalogue.where(F.col(FREQUENCY) >= v.min_count).count()
+        size = min(size, v.max_vocab) if v.max_vocab else size
+        note.append(f"{size:,} of {items:,} items with >= {v.min_count} occurrences")
+        if size < 2:
+            catalogue.unpersist()
+            raise BadInput(f"vocabulary has {size} item(s) with >= vocabulary.min_count="
+                           f"{v.min_count} occurrences; need at least 2 (lower "
+                           f"vocabulary.min_count or give more data)")
+    vocab = catalogue.where(F.col(INDEX) < size)
+    model = train.fit_model(sessions, vocab, **train_args(cfg), progress=progress, wrap=wrap,
+                            label=label)
+    with progress.stage(f"{label}similar") as note:
+        keyed = co.keyed_sessions(sessions, catalogue, fit=True).persist(
+            StorageLevel.MEMORY_AND_DISK)
+        window = max(s.window, e.cooc_window, e.rules_window)
+        evidence = co.pair_evidence(keyed, max_distance=window, fit=True, items=co.KEYS)
+        gone = sorted(set(range(size)) - set(model.keys.tolist()))  # few, if any
+        ranked_items = vocab.where(~F.col(INDEX).isin(gone)).select(F.col(INDEX).alias(ITEM))
+        if queries is not None:  # keys of the query items
+            query_keys = catalogue.join(queries, ITEM).select(F.col(INDEX).alias(ITEM))
+            evidence = evidence.join(query_keys, ITEM)
+            ranked_items = ranked_items.join(query_keys, ITEM)
+        evidence = evidence.persist(StorageLevel.MEMORY_AND_DISK)
+        lookups = spark.sparkContext.broadcast(_lookups(catalogue, model, items))
+        searcher = similar_mod.Searcher(spark, model.matrix, k=s.candidates,
+                                        block_bytes=s.block_bytes, search=s.search,
+                                        params=ann.params_for(s.search, s))
+        params = rank.Params(k=s.k, candidates=s.candidates, partners=s.partners,
+                             window=s.window, weights=rank.Weights(*s.weights), mode=s.mode,
+                             references=True, ref_k=max(e.ks), cooc_window=e.cooc_window,
+                             cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda,
+                             rules_window=e.rules_window)
+        weights, validation = validate(keyed, evidence, ranked_items, searcher, lookups,
+                                       params, cfg)
+        params = dataclasses.replace(params, weights=weights)
+        ranked = wrap("similar", rank.rank_items(evidence, ranked_items, searcher=searcher,
+                                                 lookups=lookups, params=params)
+                      ).persist(StorageLevel.MEMORY_AND_DISK)
+        ranked.count()  # once: the published and the reference lists are both read from it
+        similar, references = _with_ids(ranked, catalogue)
+        note.append(f"mode {s.mode}, weights {params.weights.as_list()}"
+                    + (f" (chosen on {validation['pairs']:,} validation pairs)"
+                       if validation.get("tuned") else ""))
+    similarity = similarity_info(cfg, model.size, params.weights, validation)
+    counts = catalogue.select(ITEM, FREQUENCY)
+    cleanup = [df.unpersist for df in (catalogue, keyed, evidence, ranked)]
+    cleanup += [lookups.unpersist, searcher.release]
+    return Built(model, counts, similar, references, similarity, items, cleanup)
+
+
+def _lookups(catalogue: DataFrame, model: train.Model, items: int) -> rank.Lookups:
+    """The per-key arrays the rank tasks read (see rank.Lookups)."""
+    by_id = catalogue.orderBy(ITEM).select(INDEX).toArrow().column(0).to_numpy()
+    id_rank = np.empty(items, dtype=np.int32)
+    id_rank[by_id] = np.arange(items, dtype=np.int32)
+    frequency = (catalogue.orderBy(INDEX).select(FREQUENCY).toArrow().column(0).to_numpy()
+                 .astype(np.int64))
+    row_of_key = np.full(int(model.keys.max(initial=-1)) + 1, -1, dtype=np.int32)
+    row_of_key[model.keys] = np.arange(len(model.keys), dtype=np.int32)
+    return rank.Lookups(row_of_key, model.keys.astype(np.int32), id_rank, frequency)
+
+
+def _with_ids(ranked: DataFrame, catalogue: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """rank_items rows (catalogue keys) -> (similar_items, reference lists) with item ids."""
+    ids = catalogue.select(F.col(INDEX).alias(ITEM), F.col(ITEM).alias("_id"))
+    other_ids = catalogue.select(F.col(INDEX).alias(co.OTHER), F.col(ITEM).alias("_other"))
+    rows = ranked.join(ids, ITEM).join(other_ids, co.OTHER)
+    similar = rows.where(F.col(rank.MODEL) == 0).select(
+        F.col("_id").alias(ITEM), rank.RANK, F.col("_other").alias(rank.SIMILAR_ITEM),
+        rank.SCORE, rank.COSINE, rank.COOCCURRENCE)
+    references = rows.where(F.col(rank.MODEL) > 0).select(
+        rank.model_name(F.col(rank.MODEL)).alias(evaluate_mod.MODEL),
+        F.col("_id").alias(ITEM), rank.RANK, F.col("_other").alias(co.REC),
+        F.col(rank.SCORE).cast("double").alias(co.SCORE))
+    return similar, references
+
+
+def validate(keyed: DataFrame, evidence: DataFrame, items: DataFrame,
+             searcher: similar_mod.Searcher, lookups: Any, params: rank.Params,
+             cfg: Config) -> tuple[rank.Weights, dict[str, Any]]:
+    """Score the ranking on the validation slice: next items of the latest sessions, ranked
+    from the evidence of the earlier ones. With similar.tune_weights (not in embedding mode)
+    the mix with the best NDCG@10 among rank.weight_grid is chosen; otherwise the configured
+    weights are scored. Returns (weights, the manifest's similarity.validation block)."""
+    s = cfg.similar
+    later = keyed.where(~F.col(co.FIT))
+    pairs, _ = evaluate_mod.sample_pairs(evaluate_mod.session_pairs(later, items=co.KEYS),
+                                         max_pairs=s.max_validation_pairs, seed=cfg.train.seed)
+    pairs = pairs.persist()
+    try:
+        n = pairs.count()
+        if n < MIN_VALIDATION_PAIRS:
+            return params.weights, {"tuned": False, "pairs": n,
+                                    "reason": f"fewer than {MIN_VALIDATION_PAIRS} pairs"}
+        queries = pairs.select(F.col(evaluate_mod.PREV).alias(ITEM)).distinct()
+        fit = evidence.join(queries, ITEM).select(
+            ITEM, co.OTHER, F.col(f"{co.FWD}{co.FIT}").alias(co.FWD),
+            F.col(f"{co.BWD}{co.FIT}").alias(co.BWD))
+        k = min(10, s.k)
+        tune = s.tune_weights and s.mode != "embedding"
+        grid = (rank.weight_grid(params.weights, mode=s.mode) if tune
+                else [rank.mode_weights(s.mode, params.weights)])
+        sums = rank.rank_items(fit, items.join(queries, ITEM), searcher=searcher,
+                               lookups=lookups, pairs=pairs,
+                               params=dataclasses.replace(params, k=k, grid=tuple(grid)))
+        results = rank.grid_metrics(sums, grid, k=k)
+        best = max(range(len(grid)), key=lambda i: (results[i][f"ndcg@{k}"], -i))
+        chosen = grid[best] if tune else params.weights
+        block = {"tuned": tune, "pairs": n, "k": k, "objective": f"ndcg@{k}",
+                 **{key: round(v, 6) for key, v in results[best].items()
+                    if key not in ("weights", "pairs")}}
+        if tune:
+            block["configured"] = {key: round(v, 6) for key, v in results[0].items()
+                                   if key not in ("weights", "pairs")}
+        return chosen, block
+    finally:
+        pairs.unpersist()
+
+
+def evaluate_step(sessions: DataFrame, cfg: Config, method: str | None,
+                  previous: PublishedRun | None, progress: Progress, *,
+                  wrap: Wrap = no_wrap) -> dict[str, Any] | None:
+    """The manifest's ``metrics`` (None when evaluation is off)."""
+    if method is None:
+        return None
+    e = cfg.evaluate
+    ks = tuple(sorted(set(e.ks)))
+    with progress.stage("evaluate") as note:
+        if method == "previous_run":
+            assert previous is not None
+            metrics = evaluate_mod.previous_run(
+                sessions, previous_lists(sessions.sparkSession, previous, k=max(ks)),
+                since=run_end_of(dt.date.fromisoformat(previous.manifest["run_date"])),
+                evaluated_run=previous.pointer, max_test_pairs=e.max_test_pairs,
+                seed=cfg.train.seed, ks=ks, progress=progress)
+        else:
+            def build(train_sessions: DataFrame, queries: DataFrame) -> evaluate_mod.Lists:
+                built = model_step(train_sessions, cfg, progress, wrap=wrap, queries=queries,
+                                   label="eval ")
+                return built.lists(max(ks))
+
+            metrics = evaluate_mod.holdout(sessions, build=build, test_fraction=e.test_fraction,
+                                           max_test_pairs=e.max_test_pairs, seed=cfg.train.seed,
+                                           ks=ks, progress=progress)
+        note.append(evaluate_mod.summary_line(metrics))
+    return metrics
+
+
+def evaluation_method(cfg: Config, previous: PublishedRun | None, run_date: dt.date,
+                      progress: Progress) -> str | None:
+    """"previous_run", "holdout" or None (off), from evaluate.method and what is published."""
+    e = cfg.evaluate
+    if not e.enabled:
+        return None
+    if e.method == "holdout":
+        return "holdout"
+    usable = (previous is not None and previous.manifest is not None
+              and previous.manifest.get("run_date", "9999") < run_date.isoformat()
+              and REFERENCE_LISTS in (previous.manifest.get("datasets") or []))
+    if usable:
+        return "previous_run"
+    if e.method == "previous_run":
+        why = ("nothing is published yet" if previous is None else
+               f"{previous.pointer} is not an earlier date with reference lists")
+        progress.say(f"evaluate.method previous_run: {why}; evaluating on a holdout instead")
+    return "holdout"
+
+
+def previous_lists(spark: SparkSession, previous: PublishedRun, *, k: int) -> evaluate_mod.Lists:
+    """The lists a published run kept, read back for scoring on the sessions after it."""
+    def read(name: str) -> DataFrame:
+        return spark.read.parquet(f"{previous.uri}/{name}")
+
+    published = read("similar_items").select(
+        F.lit("published").alias(evaluate_mod.MODEL), ITEM, rank.RANK,
+        F.col(rank.SIMILAR_ITEM).alias(co.REC))
+    refs = read(REFERENCE_LISTS).where(F.col(co.RANK) <= k).select(
+        evaluate_mod.MODEL, ITEM, co.RANK, co.REC)
+    counts = read(ITEM_COUNTS).select(ITEM, FREQUENCY)
+    items = int((previous.manifest or {}).get("counts", {}).get("training_items") or 0)
+    return evaluate_mod.Lists(published.unionByName(refs), co.popularity(counts, k=k), counts,
+                              items or counts.count())
+
+
+def finish(pub: Publisher, cfg: Config, manifest: dict[str, Any],
+           metrics: dict[str, Any] | None, progress: Progress, *, items: Any,
+           neighbours: dict[str, list]) -> RunResult:
+    """Gate, then publish (or reject), record the metric history, prune."""
+    g = cfg.gate
+    ks = tuple(sorted(set(cfg.evaluate.ks)))
+    problem = evaluate_mod.gate(metrics, ks=ks,
+                                min_lift_over_popularity=g.min_lift_over_popularity,
+                                min_lift_over_cooc=g.min_lift_over_cooc, min_hr=g.min_hr)
+    problem = problem or evaluate_mod.regression(metrics, pub.history(), k=min(ks),
+                                                 max_drop=g.max_drop_vs_previous,
+                                                 runs=g.history_runs)
+    if problem:
+        kept = pub.reject(manifest)
+        pub.append_history(history_rows(manifest, status="rejected"))
+        raise QualityGateFailed(f"quality gate failed: {problem}; run kept in {kept}")
+    with progress.stage("publish") as note:
+        hook = _report_hook(pub, cfg, items, progress) if cfg.report.enabled else None
+        location = pub.publish(manifest, before_commit=hook)
+        pub.append_history(history_rows(manifest))
+        pruned = pub.prune(cfg.output.retention_days)
+        note.append(location + (f"; pruned {', '.join(pruned)}" if pruned else ""))
+    latest = (pub.store.read_text(pub.store.join(LATEST)) or "").strip() or None
+    return RunResult(location, manifest, True, latest, neighbours)
+
+
+def make_manifest(spark: SparkSession, cfg: Config, *, run_date: dt.date, run_id: str,
+                  started: str, source: dict[str, Any], counts: dict[str, Any], built: Built,
+                  metrics: dict[str, Any] | None, timings: dict[str, float]) -> dict[str, Any]:
+    """The run's manifest.json (status and finished_at are set by the publisher)."""
+    model = built.model
+    datasets = ["vocabulary", "item_vectors", "similar_items"]
+    if cfg.evaluate.enabled:
+        datasets += [REFERENCE_LISTS, ITEM_COUNTS]
+    manifest = {
+        "schema_version": SCHEMA_VERSION, "run_date": run_date.isoformat(), "run_id": run_id,
+        "status": "running", "started_at": started, "finished_at": None,
+        "config": cfg.to_dict(), "input": source, "counts": counts,
+        "timings_s": dict(timings), "spark_version": spark.version, "versions": _versions(),
+        "similarity": built.similarity, "datasets": datasets,
+        "training": {"copies": model.copies, "iterations": model.iterations,
+                     "num_partitions": model.partitions, "seed": cfg.train.seed},
+    }
+    if metrics is not None:
+        manifest["metrics"] = metrics
+    return manifest
+
+
+def similarity_info(cfg: Config, items: int, weights: rank.Weights,
+                    validation: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's similarity block: how similar_items was ranked and searched."""
+    s = cfg.similar
+    info: dict[str, Any] = {
+        "mode": s.mode, "metric": "cosine", "k": s.k, "search": s.search,
+        "candidates": s.candidates, "partners": s.partners, "window": s.window,
+        "weights": dict(zip(("cooccurrence", "forward", "cosine"),
+                            rank.mode_weights(s.mode, weights).as_list(), strict=True)),
+        "weights_source": "validation" if validation.get("tuned") else "config",
+        "validation": validation,
+    }
+    params = ann.params_for(s.search, s)
+    if params is not None:
+        info[s.search] = ann.describe(params, items)
+    return info
+
+
+def train_args(cfg: Config) -> dict[str, Any]:
+    """The config keys train.fit_model takes, as keyword values."""
+    c, t = cfg.corpus, cfg.train
+    return {"subsample": c.subsample, "copies": c.copies, "max_auto_copies": c.max_auto_copies,
+            "corpus_mode": c.mode,
+            "min_sentence_length": c.min_sentence_length, "vector_size": t.vector_size,
+            "window": t.window, "iterations": t.iterations, "auto_tokens": t.auto_tokens,
+            "max_auto_passes": t.max_auto_passes, "step_size": t.step_size,
+            "num_partitions": t.num_partitions, "tokens_per_partition": t.tokens_per_partition,
+            "seed": t.seed, "max_sentence_length": t.max_sentence_length}
+
+
+# -- input -----------------------------------------------------------------------------------
 def load_input(spark: SparkSession, cfg: Config, input_path: str | None,
                run_end: dt.datetime) -> tuple[DataFrame, dict[str, Any], pa.Table | None]:
     """Canonical events, a description of the input, and item metadata (sample only)."""
     if input_path is None:
-        params = dict(vars(cfg.sample))
-        events, items = sample_mod.generate(end=run_end, **params)
+        params = dict(vars(cfg.sample)) | {"end": run_end}
         info = {"path": None, "format": "embedded-sample",
                 "fingerprint": _sha(params | {"end": str(run_end)})}
-        return spark.createDataFrame(events), info, items
-    raw = events_mod.read_events(spark, input_path, fmt=cfg.input.format)
-    canonical = events_mod.canonical_events(raw, cfg.input)
-    return canonical, {"path": input_path, "format": cfg.input.format,
-                       "fingerprint": _fingerprint(spark, raw)}, None
+        return sample_events(spark, params), info, sample_mod.items_table(**params)
+    i = cfg.input
+    events, source = events_mod.open_events(
+        spark, input_path, fmt=i.format, user_col=i.user_col, item_col=i.item_col,
+        time_col=i.time_col, event_type_col=i.event_type_col, event_types=i.event_types,
+        id_type=i.id_type, time_unit=i.time_unit, time_zone=i.time_zone,
+        partition_col=i.partition_col, run_end=run_end, lookback_days=i.lookback_days)
+    return events, source, None
+
+
+SAMPLE_SCHEMA = "user_id string, item_id string, timestamp timestamp, event_type string"
+
+
+def sample_events(spark: SparkSession, params: dict[str, Any]) -> DataFrame:
+    """The embedded sample, generated by the tasks (one user chunk each), so the log never
+    travels from the driver inside a task."""
+    chunks = sample_mod.chunk_count(**params)
+
+    def generate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for chunk in batch.column(0).to_numpy():
+                yield from sample_mod.chunk_events(int(chunk), **params).to_batches()
+
+    parts = min(chunks, spark.sparkContext.defaultParallelism)
+    return spark.range(0, chunks, 1, numPartitions=parts).mapInArrow(generate, SAMPLE_SCHEMA)
 
 
 def run_end_of(run_date: dt.date) -> dt.datetime:
@@ -102,253 +498,33 @@ def sessions_from_events(events: DataFrame, cfg: Config) -> DataFrame:
                                    long_policy=s.long_policy)
 
 
-def train_model(spark: SparkSession, sessions: DataFrame, cfg: Config,
-                progress: Progress, *, label: str = "") -> Model:
-    """Vocabulary -> corpus -> Word2Vec -> final vocabulary with vectors."""
-    with progress.stage(f"{label}vocabulary") as note:
-        vocab = vocab_mod.build_vocabulary(sessions, min_count=cfg.vocabulary.min_count,
-                                           max_vocab=cfg.vocabulary.max_vocab).persist()
-        size = vocab.count()
-        note.append(f"{size:,} items with >= {cfg.vocabulary.min_count} occurrences")
-        if size < 2:
-            raise BadInput(f"vocabulary has {size} item(s) with >= vocabulary.min_count="
-                           f"{cfg.vocabulary.min_count} occurrences; need at least 2 (lower "
-                           f"vocabulary.min_count or give more data)")
-        train_mod.check_capacity(size, cfg.train.vector_size,
-                                 driver_bytes=_driver_memory_bytes(spark))
-    with progress.stage(f"{label}corpus") as note:
-        c, t = cfg.corpus, cfg.train
-        per_copy = corpus_mod.expected_tokens(vocab, subsample=c.subsample)
-        partitions = train_mod.plan_partitions(
-            per_copy, num_partitions=t.num_partitions,
-            tokens_per_partition=t.tokens_per_partition,
-            cores=spark.sparkContext.defaultParallelism)
-        copies, iterations = train_mod.plan_passes(
-            per_copy, copies=c.copies,
-            iterations=t.iterations, auto_tokens=t.auto_tokens,
-            max_auto_passes=t.max_auto_passes, max_auto_copies=c.max_auto_copies)
-        sentences = corpus_mod.build_corpus(sessions, vocab, subsample=c.subsample,
-                                            copies=copies, mode=c.mode,
-                                            min_sentence_length=c.min_sentence_length,
-                                            seed=cfg.train.seed)
-        if "corpus" in cfg.spark.fail_first_attempt:
-            sentences = _with_fault(sentences, "corpus")
-        sentences = sentences.persist(StorageLevel.MEMORY_AND_DISK)
-        stats = sentences.agg(F.count(F.lit(1)).alias("n"),
-                              F.sum(F.size(corpus_mod.SENTENCE)).alias("t")).first()
-        note.append(f"{stats['n']:,} sentences, {stats['t'] or 0:,} tokens "
-                    f"({copies} copies, subsample {c.subsample:g}, {c.mode})")
-        if not stats["n"]:
-            raise BadInput("no training sentences left after subsampling; lower "
-                           "corpus.min_sentence_length or raise corpus.subsample")
-    with progress.stage(f"{label}train") as note:
-        vectors = train_mod.train_vectors(sentences, vector_size=t.vector_size, window=t.window,
-                                          iterations=iterations, step_size=t.step_size,
-                                          num_partitions=partitions, seed=t.seed,
-                                          max_sentence_length=t.max_sentence_length)
-        matrix, present = train_mod.to_matrix(vectors, size)
-        sentences.unpersist()
-        note.append(f"{int(present.sum()):,} vectors of dim {t.vector_size}, "
-                    f"{iterations} iteration(s) over {copies} copies, {partitions} partition(s)")
-    joined = vocab.join(vectors, vocab_mod.INDEX)
-    dropped = int(size - present.sum())
-    if dropped:  # re-number so that indexes stay dense 0..V-1 in the same order
-        joined = vocab_mod.assign_indexes(joined.drop(vocab_mod.INDEX)).join(
-            joined.select(events_mod.ITEM, train_mod.VECTOR), events_mod.ITEM)
-        matrix = matrix[present]
-    item_vectors = joined.select(events_mod.ITEM, vocab_mod.INDEX, vocab_mod.FREQUENCY,
-                                 train_mod.VECTOR).persist()
-    final_vocab = item_vectors.select(events_mod.ITEM, vocab_mod.INDEX, vocab_mod.FREQUENCY)
-    vocab.unpersist()
-    return Model(final_vocab, item_vectors, matrix, dropped, copies, iterations, partitions)
-
-
-def similarity_info(cfg: Config, items: int | None = None) -> dict[str, Any]:
-    """The manifest's similarity block: how similar_items was computed (``items``: the
-    vocabulary size, once known, for the parameters that depend on it)."""
-    search = cfg.similar.search
-    info: dict[str, Any] = {"mode": "embedding", "metric": "cosine", "k": cfg.similar.k,
-                            "search": search}
-    params = ann.params_for(search, cfg.similar)
-    if params is not None:
-        info[search] = ann.describe(params, items)
-    return info
-
-
-def similar_items(spark: SparkSession, model: Model, cfg: Config) -> DataFrame:
-    pairs = similar_mod.top_k_similar(spark, model.matrix, k=cfg.similar.k,
-                                      block_bytes=cfg.similar.block_bytes,
-                                      partitions=cfg.similar.partitions,
-                                      inject_fault="similar" in cfg.spark.fail_first_attempt,
-                                      search=cfg.similar.search,
-                                      params=ann.params_for(cfg.similar.search, cfg.similar))
-    return similar_mod.with_item_ids(pairs, model.vocab)
-
-
-def run(spark: SparkSession, cfg: Config, *, input_path: str | None, output: str,
-        run_date: dt.date, progress: Progress | None = None,
-        items_path: str | None = None) -> RunResult:
-    """Run every stage and publish. Raises Item2VecError subclasses for the exit codes."""
-    progress = progress or Progress()
-    started = _now()
-    run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    run_end = run_end_of(run_date)
-    publisher = Publisher(Storage(spark, output), run_date, run_id)
-    publisher.check_output()
-    publisher.lock()
-    try:
-        leftovers = publisher.clean_leftovers()
-        if leftovers:
-            progress.say(f"removed leftovers of interrupted runs: {', '.join(leftovers)}")
-        manifest: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION, "run_date": run_date.isoformat(),
-            "run_id": run_id, "status": "running", "started_at": started,
-            "finished_at": None, "config": cfg.to_dict(), "counts": {}, "timings_s": {},
-            "spark_version": spark.version, "versions": _versions(),
-            "similarity": similarity_info(cfg),
-        }
-        counts = manifest["counts"]
-        with progress.stage("read") as note:
-            events, manifest["input"], items = load_input(spark, cfg, input_path, run_end)
-            tagged = events_mod.tag_rejections(events, run_end=run_end,
-                                               lookback_days=cfg.input.lookback_days,
-                                               event_types=cfg.input.event_types)
-            read, rejected = events_mod.count_rejections(tagged)
-            counts.update(events_read=read, events_rejected=rejected,
-                          events_accepted=read - sum(rejected.values()))
-            note.append(f"{read:,} events, {sum(rejected.values()):,} rejected {rejected or ''}")
-            events_mod.check_usable(read, rejected, time_unit=cfg.input.time_unit)
-        with progress.stage("sessions") as note:
-            sessions = sessions_from_events(events_mod.accepted(tagged), cfg).persist(
-                StorageLevel.MEMORY_AND_DISK)
-            n_sessions, n_tokens = sessions_mod.session_stats(sessions)
-            counts.update(sessions=n_sessions, tokens=n_tokens)
-            note.append(f"{n_sessions:,} sessions, {n_tokens:,} items in them")
-            if not n_sessions:
-                raise BadInput(f"no sessions with >= session.min_length={cfg.session.min_length} "
-                               f"distinct consecutive items among {counts['events_accepted']:,} "
-                               f"usable events")
-        model = train_model(spark, sessions, cfg, progress)
-        vocab_size = int(model.matrix.shape[0])
-        counts.update(vocabulary_size=vocab_size, items_without_vector=model.dropped)
-        manifest["similarity"] = similarity_info(cfg, vocab_size)
-        manifest["training"] = {"copies": model.copies, "iterations": model.iterations,
-                                "num_partitions": model.partitions, "seed": cfg.train.seed}
-        with progress.stage("similar") as note:
-            similar = similar_items(spark, model, cfg)
-            model.vocab.write.mode("overwrite").parquet(publisher.dataset_uri("vocabulary"))
-            model.item_vectors.write.mode("overwrite").parquet(
-                publisher.dataset_uri("item_vectors"))
-            similar.write.mode("overwrite").parquet(publisher.dataset_uri("similar_items"))
-            counts["similar_rows"] = vocab_size * min(cfg.similar.k, vocab_size - 1)
-            note.append(f"{counts['similar_rows']:,} rows (k={cfg.similar.k}) written")
-        neighbours = _example_neighbours(spark, publisher, model)
-        if cfg.evaluate.enabled:
-            from item2vec import evaluate as evaluate_mod
-
-            with progress.stage("evaluate") as note:
-                manifest["metrics"] = evaluate_mod.evaluate(spark, sessions, cfg, progress)
-                note.append(evaluate_mod.summary_line(manifest["metrics"]))
-                publisher.store.write_text(f"{publisher.staging}/metrics.json",
-                                           json.dumps(manifest["metrics"], indent=2) + "\n")
-        sessions.unpersist()
-        model.item_vectors.unpersist()
-        manifest["timings_s"] = dict(progress.timings)
-        gate_problem = _gate(manifest.get("metrics"), cfg)
-        if gate_problem:
-            kept = publisher.reject(manifest)
-            raise QualityGateFailed(f"quality gate failed: {gate_problem}; run kept in {kept}")
-        with progress.stage("publish") as note:
-            add_report = None
-            if cfg.report.enabled:
-                add_report = _report_writer(publisher, cfg, items_path or items, progress)
-            final = publisher.publish(manifest, before_commit=add_report)
-            pruned = publisher.prune(cfg.output.retention_days)
-            note.append(f"{final}" + (f"; pruned {', '.join(pruned)}" if pruned else ""))
-        return RunResult(final, manifest, True, neighbours)
-    finally:
-        publisher.unlock()
-
-
-def _report_writer(publisher: Publisher, cfg: Config, items: Any,
-                   progress: Progress) -> Any:
-    """A before_commit hook drawing the report into the staged run (local outputs only)."""
-    if not publisher.store.local:
-        progress.say("report skipped: it is written for local outputs only (use jobs/report.py)")
-        return None
-
-    def write(run_dir: str) -> None:
+# -- report, summary ---------------------------------------------------------------------------
+def _report_hook(pub: Publisher, cfg: Config, items: Any, progress: Progress) -> Any:
+    """A before_commit hook drawing the report into the complete run."""
+    def write(location: str) -> None:
         try:  # the report extra is optional: its imports fail at import or at drawing time
             from item2vec.report import build_report
 
-            paths = build_report(run_dir, items=items, top_n=cfg.report.top_n,
-                                 seed=cfg.train.seed,
-                                 shown_path=publisher.store.join(publisher.partition))
+            paths = build_report(location, items=items, top_n=cfg.report.top_n,
+                                 seed=cfg.train.seed, history=pub.history())
         except ImportError as exc:
             progress.say(f"report skipped: {exc}")
             return
-        progress.say(f"report: {paths['html'].replace(run_dir, publisher.partition)}")
+        progress.say(f"report: {paths['html']}")
 
     return write
 
 
-def _gate(metrics: dict[str, Any] | None, cfg: Config) -> str | None:
-    """None when the run may be published, else why not."""
-    if not metrics or "models" not in metrics:
-        return None
-    models = metrics["models"]
-    hr = models.get("item2vec", {}).get("hr@10")
-    if hr is None:
-        return None
-    pop = models.get("popularity", {}).get("hr@10", 0.0)
-    lift = cfg.gate.min_lift_over_popularity
-    if lift and hr < lift * pop:
-        return f"item2vec HR@10 {hr:.4f} < {lift} x popularity HR@10 {pop:.4f}"
-    if cfg.gate.min_hr and hr < cfg.gate.min_hr:
-        return f"item2vec HR@10 {hr:.4f} < gate.min_hr {cfg.gate.min_hr}"
-    return None
-
-
-def _example_neighbours(spark: SparkSession, publisher: Publisher,
-                        model: Model, n_items: int = 3, k: int = 5) -> dict[str, list]:
-    """Top-k of the most frequent items, for the closing summary (read back from staging)."""
-    top = spark.read.parquet(publisher.dataset_uri("similar_items"))
-    frequent = model.vocab.where(F.col(vocab_mod.INDEX) < n_items).select(events_mod.ITEM)
-    rows = (top.join(F.broadcast(frequent), events_mod.ITEM).where(F.col("rank") <= k)
-            .orderBy(events_mod.ITEM, "rank").collect())
+def _example_neighbours(similar: DataFrame, model: train.Model, n_items: int = 3,
+                        k: int = 5) -> dict[str, list]:
+    """Top-k of the most frequent items, for the closing summary (read back from the run)."""
+    frequent = model.vocab.where(F.col("item_index") < n_items).select(ITEM)
+    rows = (similar.join(frequent, ITEM).where(F.col(rank.RANK) <= k)
+            .orderBy(ITEM, rank.RANK).collect())
     out: dict[str, list] = {}
     for r in rows:
-        out.setdefault(str(r["item_id"]), []).append((r["similar_item_id"], float(r["score"])))
+        out.setdefault(str(r[ITEM]), []).append((r[rank.SIMILAR_ITEM], float(r[rank.SCORE])))
     return out
-
-
-def _with_fault(df: DataFrame, stage: str) -> DataFrame:
-    """Pass rows through a Python task that fails on its first attempt (retry tests)."""
-    def passthrough(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        fail_first_attempt(stage)
-        yield from batches
-
-    return df.mapInArrow(passthrough, df.schema)
-
-
-def _driver_memory_bytes(spark: SparkSession) -> int | None:
-    try:
-        return int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory())
-    except Exception:  # no JVM access (e.g. Spark Connect): skip the estimate
-        return None
-
-
-def _fingerprint(spark: SparkSession, raw: DataFrame) -> str:
-    """Hash of the input files' names, sizes and modification times (cheap, no data read)."""
-    files = sorted(raw.inputFiles())
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    entries = []
-    for name in files:
-        path = jvm.org.apache.hadoop.fs.Path(name)
-        status = path.getFileSystem(conf).getFileStatus(path)
-        entries.append([name, status.getLen(), status.getModificationTime()])
-    return _sha(entries)
 
 
 def _sha(value: Any) -> str:
@@ -365,26 +541,37 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def summary(result: RunResult) -> str:
-    """The closing summary printed by the job: counts, where outputs are, example neighbours."""
+def summary(result: RunResult, *, output: str) -> str:
+    """The closing summary printed by the job: counts, metrics, example lists, where to look
+    and what to try next."""
     m = result.manifest
     c = m["counts"]
     rejected = sum(c.get("events_rejected", {}).values())
+    sim = m.get("similarity", {})
+    weights = sim.get("weights", {})
     lines = [
         f"item2vec run {m['run_date']} {'published' if result.published else 'NOT published'}",
         f"  events read {c.get('events_read', 0):,}  rejected {rejected:,}  "
         f"sessions {c.get('sessions', 0):,}  tokens {c.get('tokens', 0):,}",
-        f"  vocabulary {c.get('vocabulary_size', 0):,} items  similar rows "
-        f"{c.get('similar_rows', 0):,}",
-        f"  outputs: {result.output_dir}",
+        f"  vocabulary {c.get('vocabulary_size', 0):,} items (of {c.get('training_items', 0):,} "
+        f"seen)  similar rows {c.get('similar_rows', 0):,}",
+        f"  similar items: {sim.get('mode')} ranking, weights "
+        + ", ".join(f"{k} {v:g}" for k, v in weights.items())
+        + f" ({sim.get('weights_source')})",
         "  stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in m["timings_s"].items()),
     ]
-    if m.get("metrics", {}).get("models"):
-        from item2vec.evaluate import metrics_table
-
-        lines.append("  holdout metrics:")
-        lines += ["    " + row for row in metrics_table(m["metrics"]).splitlines()]
+    metrics = m.get("metrics") or {}
+    if metrics.get("models"):
+        lines.append(f"  evaluation ({metrics.get('method')}, {metrics.get('pairs', 0):,} "
+                     f"next-item pairs, all models on the same pairs):")
+        lines += ["    " + row for row in evaluate_mod.metrics_table(metrics).splitlines()]
     for item, neighbours in result.neighbours.items():
         shown = ", ".join(f"{n} ({s:.2f})" for n, s in neighbours)
-        lines.append(f"  neighbours of {item}: {shown}")
+        lines.append(f"  similar to {item}: {shown}")
+    lines += [f"  outputs: {result.location}",
+              f"  LATEST:  {output.rstrip('/')}/LATEST -> {result.latest}"]
+    if (m.get("config", {}).get("report", {}) or {}).get("enabled"):
+        lines.append(f"  report:  {result.location}/report/report.html")
+    lines.append("  next: ./spark-submit.sh --input YOUR_EVENTS --output OUT_DIR "
+                 "[--set input.item_col=sku ...]   (docs/config.md lists every key)")
     return "\n".join(lines)

@@ -22,7 +22,6 @@ from pyspark.sql import functions as F
 
 from item2vec import ann
 from item2vec.events import ITEM
-from item2vec.faults import fail_first_attempt
 from item2vec.vocabulary import INDEX
 
 RANK, SIMILAR_INDEX, SIMILAR_ITEM, SCORE = "rank", "similar_index", "similar_item_id", "score"
@@ -121,10 +120,67 @@ SEARCHES = ("exact", *ann.METHODS)
 _BLOCKS_PER_SLOT = 4
 
 
+class Searcher:
+    """Nearest neighbours by cosine, prepared on the driver and searched inside tasks.
+
+    The driver broadcasts the L2-normalised matrix (exact) or a faiss index holding the
+    vectors (ivf / hnsw); a task calls ``open()`` once and then ``search(rows)`` per block of
+    query rows, which returns their ``k`` best rows (never the row itself; ties to the smaller
+    row) with exact cosines, and ``vectors`` for any other dot product.
+    """
+
+    def __init__(self, spark: SparkSession, matrix: np.ndarray, *, k: int, block_bytes: int,
+                 search: str, params: ann.Params | None = None) -> None:
+        if search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
+        want = {"hnsw": ann.HnswParams, "ivf": ann.IvfParams}.get(search)
+        if want is not None and not isinstance(params, want):
+            raise ValueError(f"search={search!r} needs params={want.__name__}(...)")
+        self.size, self.dim = matrix.shape
+        self.k = min(k, self.size - 1)
+        self.approximate = want is not None
+        self.params = params
+        self.exact_rows = block_rows(self.size, block_bytes)
+        sc = spark.sparkContext
+        normalized = normalize(matrix)
+        if self.approximate:
+            # Only the index travels: it holds the vectors too (LoadedIndex.vectors).
+            self._bc = sc.broadcast(ann.build_index(normalized, params))
+            self._key = uuid.uuid4().hex
+            # A block (one faiss call) gathers rows x (k + 1) candidate vectors: no V-wide rows.
+            per_row = 4 * (self.k + 1) * max(self.dim, 1)
+            self.rows = int(max(16, min(8192, block_bytes // per_row)))
+        else:
+            self._bc = sc.broadcast(normalized)
+            self.rows = self.exact_rows
+        self._index: ann.LoadedIndex | None = None
+        self.vectors: np.ndarray | None = None
+
+    def open(self) -> Searcher:
+        """Load the broadcast in the task (once per task)."""
+        if self.approximate:
+            self._index = ann.loaded(self._key, self._bc, self.params)
+            self.vectors = self._index.vectors
+        else:
+            self.vectors = self._bc.value
+        return self
+
+    def search(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows x k indexes, rows x k cosines) for the query ``rows`` (one block)."""
+        m = self.vectors
+        assert m is not None, "call open() in the task first"
+        if self.approximate:
+            assert self._index is not None
+            return _approximate_block(self._index, rows, m, self.k, self.exact_rows)
+        return top_k_block(rows, m[rows], m, self.k)
+
+    def release(self) -> None:
+        self._bc.unpersist()
+
+
 def top_k_similar(spark: SparkSession, matrix: np.ndarray, *, k: int, block_bytes: int,
-                  partitions: int = 0, queries: np.ndarray | None = None,
-                  inject_fault: bool = False, search: str = "exact",
-                  params: ann.Params | None = None) -> DataFrame:
+                  partitions: int, search: str, params: ann.Params | None = None,
+                  queries: np.ndarray | None = None) -> DataFrame:
     """All-items (or ``queries``) cosine top-k -> (item_index, rank, similar_index, score).
 
     Exactly min(k, V-1) rows per query item, ranks 1..k, never the item itself.
@@ -132,55 +188,30 @@ def top_k_similar(spark: SparkSession, matrix: np.ndarray, *, k: int, block_byte
     approximate index on the driver now and searches it in the tasks (see item2vec.ann);
     scores are still exact cosines.
     """
-    if search not in SEARCHES:
-        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
-    want = {"hnsw": ann.HnswParams, "ivf": ann.IvfParams}.get(search)
-    if want is not None and not isinstance(params, want):
-        raise ValueError(f"search={search!r} needs params={want.__name__}(...)")
-    vocab_size = matrix.shape[0]
-    kk = min(k, vocab_size - 1)
-    qidx = (np.arange(vocab_size, dtype=np.int32) if queries is None
+    searcher = Searcher(spark, matrix, k=k, block_bytes=block_bytes, search=search,
+                        params=params)
+    kk = searcher.k
+    qidx = (np.arange(searcher.size, dtype=np.int32) if queries is None
             else np.asarray(queries, dtype=np.int32))
     sc = spark.sparkContext
-    normalized = normalize(matrix)
-    exact_rows = block_rows(vocab_size, block_bytes)
-    approximate = want is not None
-    if approximate:
-        # Only the index travels: it holds the vectors too (LoadedIndex.vectors).
-        bc_m = sc.broadcast(ann.build_index(normalized, params))
-        index_key = uuid.uuid4().hex
-        # A block (one faiss search call) gathers rows x (k + 1) candidate vectors; no V-wide
-        # score rows. Capped so that every task slot gets several blocks.
-        rows = int(max(16, min(8192, block_bytes // (4 * (kk + 1) * max(matrix.shape[1], 1)),
-                               -(-len(qidx) // (_BLOCKS_PER_SLOT
-                                                * (partitions or sc.defaultParallelism))))))
-    else:
-        bc_m = sc.broadcast(normalized)
-        rows = exact_rows
-    del normalized
+    slots = partitions or sc.defaultParallelism
+    rows = searcher.rows
+    if searcher.approximate:  # several blocks per task slot: each faiss call is one thread
+        rows = int(max(16, min(rows, -(-len(qidx) // (_BLOCKS_PER_SLOT * slots)))))
     bc_q = sc.broadcast(qidx)
     n_blocks = max(1, -(-len(qidx) // rows))
-    n_parts = min(n_blocks, partitions or sc.defaultParallelism)
+    n_parts = min(n_blocks, slots)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        if inject_fault:
-            fail_first_attempt("similar")
         allq = bc_q.value
-        if approximate:
-            index = ann.loaded(index_key, bc_m, params)
-            m = index.vectors
-        else:
-            m = bc_m.value
+        found = searcher.open()
         ranks = np.arange(1, kk + 1, dtype=np.int32)
         for batch in batches:
             for b in batch.column(0).to_numpy():
                 qb = allq[b * rows:(b + 1) * rows]
                 if kk <= 0 or len(qb) == 0:
                     continue
-                if approximate:
-                    idx, vals = _approximate_block(index, qb, m, kk, exact_rows)
-                else:
-                    idx, vals = top_k_block(qb, m[qb], m, kk)
+                idx, vals = found.search(qb)
                 yield pa.RecordBatch.from_arrays(
                     [pa.array(np.repeat(qb, kk)), pa.array(np.tile(ranks, len(qb))),
                      pa.array(idx.ravel()), pa.array(vals.ravel())],

@@ -1,17 +1,36 @@
-"""Skip-gram training with Spark MLlib Word2Vec (hierarchical softmax)."""
+"""Skip-gram training with Spark MLlib Word2Vec (hierarchical softmax), and the trained model:
+vocabulary -> corpus -> Word2Vec -> a dense matrix the later stages read from broadcasts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
 import numpy as np
 import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.broadcast import Broadcast
 from pyspark.ml.feature import Word2Vec
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from item2vec import corpus as corpus_mod
+from item2vec import vocabulary as vocab_mod
 from item2vec.corpus import SENTENCE
 from item2vec.errors import BadInput
-from item2vec.vocabulary import INDEX
+from item2vec.events import ITEM
+from item2vec.progress import Progress
+from item2vec.vocabulary import FREQUENCY, INDEX
+
+# A seam around stage outputs: wrap(stage, df) -> df. The job passes no_wrap; fault-injection
+# tests pass a wrapper whose tasks fail on their first attempt.
+Wrap = Callable[[str, DataFrame], DataFrame]
+
+
+def no_wrap(stage: str, df: DataFrame) -> DataFrame:
+    """The identity seam the job runs with."""
+    return df
 
 VECTOR = "vector"
 # MLlib keeps all vectors in one Java array indexed by int: vocab x dim must stay below 2^31.
@@ -92,3 +111,125 @@ def to_matrix(vectors: DataFrame, vocab_size: int) -> tuple[np.ndarray, np.ndarr
         matrix[index] = values.reshape(len(index), dim)
         present[index] = True
     return matrix, present
+
+
+@dataclass
+class Model:
+    """A trained embedding: final vocabulary (dense indexes), the vectors as a matrix, and how
+    training was planned. The driver holds the matrix anyway (MLlib's model lives there); every
+    DataFrame built from it reads it from a broadcast, never from a local relation shipped
+    inside tasks."""
+
+    vocab: DataFrame  # item_id, item_index, frequency of the items with a vector
+    matrix: np.ndarray  # V x dim float32, row i = item_index i
+    keys: np.ndarray  # index in the training vocabulary of each row (arange(V) without drops)
+    dropped: int  # vocabulary items that got no vector (removed from every corpus copy)
+    copies: int  # corpus copies used
+    iterations: int  # training iterations used
+    partitions: int  # MLlib numPartitions used
+    _broadcasts: list[Broadcast] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def broadcast(self, spark: SparkSession, values: np.ndarray) -> Broadcast:
+        """Broadcast ``values`` for this model's lifetime (released by ``release``)."""
+        bc = spark.sparkContext.broadcast(values)
+        self._broadcasts.append(bc)
+        return bc
+
+    def release(self) -> None:
+        """Free the broadcasts once every output is written."""
+        for bc in self._broadcasts:
+            bc.unpersist()
+        self._broadcasts.clear()
+
+
+def fit_model(sessions: DataFrame, vocab: DataFrame, *, subsample: float, copies: int,
+              max_auto_copies: int, corpus_mode: str, min_sentence_length: int,
+              vector_size: int, window: int, iterations: int, auto_tokens: int,
+              max_auto_passes: int, step_size: float, num_partitions: int,
+              tokens_per_partition: int, seed: int, max_sentence_length: int,
+              progress: Progress, wrap: Wrap, label: str = "") -> Model:
+    """Corpus -> MLlib Word2Vec -> the vectors of ``vocab`` (item_id, item_index 0..V-1,
+    frequency; persisted by the caller).
+
+    ``wrap(stage, df)`` is applied to the corpus (a seam for fault-injection tests; the job
+    passes the identity). Vocabulary items that end up without a vector (subsampling removed
+    them from every corpus copy) are dropped and the rest re-numbered densely; ``Model.keys``
+    keeps each matrix row's index in ``vocab``.
+    """
+    spark = sessions.sparkSession
+    size = vocab.count()
+    check_capacity(size, vector_size, driver_bytes=_driver_memory_bytes(spark))
+    with progress.stage(f"{label}corpus") as note:
+        per_copy = corpus_mod.expected_tokens(vocab, subsample=subsample)
+        partitions = plan_partitions(per_copy, num_partitions=num_partitions,
+                                     tokens_per_partition=tokens_per_partition,
+                                     cores=spark.sparkContext.defaultParallelism)
+        copies, iterations = plan_passes(per_copy, copies=copies, iterations=iterations,
+                                         auto_tokens=auto_tokens, max_auto_passes=max_auto_passes,
+                                         max_auto_copies=max_auto_copies)
+        sentences = corpus_mod.build_corpus(sessions, vocab, subsample=subsample, copies=copies,
+                                            mode=corpus_mode,
+                                            min_sentence_length=min_sentence_length, seed=seed)
+        sentences = wrap("corpus", sentences).persist(StorageLevel.MEMORY_AND_DISK)
+        stats = sentences.agg(F.count(F.lit(1)).alias("n"),
+                              F.sum(F.size(corpus_mod.SENTENCE)).alias("t")).first()
+        note.append(f"{stats['n']:,} sentences, {stats['t'] or 0:,} tokens "
+                    f"({copies} copies, subsample {subsample:g}, {corpus_mode})")
+        if not stats["n"]:
+            sentences.unpersist()
+            raise BadInput("no training sentences left after subsampling; lower "
+                           "corpus.min_sentence_length or raise corpus.subsample")
+    with progress.stage(f"{label}train") as note:
+        vectors = train_vectors(sentences, vector_size=vector_size, window=window,
+                                iterations=iterations, step_size=step_size,
+                                num_partitions=partitions, seed=seed,
+                                max_sentence_length=max_sentence_length)
+        matrix, present = to_matrix(vectors, size)
+        sentences.unpersist()
+        note.append(f"{int(present.sum()):,} vectors of dim {vector_size}, "
+                    f"{iterations} iteration(s) over {copies} copies, {partitions} partition(s)")
+    keys = np.flatnonzero(present).astype(np.int32)
+    final = vocab
+    if len(keys) < size:  # re-number so that indexes stay dense 0..V-1 in the same order
+        gone = [int(i) for i in np.flatnonzero(~present)]  # few: only rare items vanish
+        final = vocab_mod.assign_indexes(
+            vocab.where(~F.col(INDEX).isin(gone)).select(ITEM, FREQUENCY)).persist()
+        final.count()
+        matrix = matrix[present]
+    return Model(final, matrix, keys, size - len(keys), copies, iterations, partitions)
+
+
+def item_vectors(model: Model) -> DataFrame:
+    """(item_id, item_index, frequency, vector array<float>) read from a broadcast of the matrix
+    by range tasks, so no task carries the vectors in its closure."""
+    spark = model.vocab.sparkSession
+    bc = model.broadcast(spark, model.matrix)
+    rows = 1 << 14
+    blocks = max(1, -(-model.size // rows))
+
+    def emit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        m = bc.value
+        for batch in batches:
+            for b in batch.column(0).to_numpy():
+                idx = np.arange(b * rows, min((b + 1) * rows, len(m)), dtype=np.int32)
+                values = pa.array(m[idx].ravel(), pa.float32())
+                offsets = pa.array(np.arange(0, len(values) + 1, m.shape[1], dtype=np.int32))
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(idx), pa.ListArray.from_arrays(offsets, values)],
+                    names=[INDEX, VECTOR])
+
+    parts = min(blocks, spark.sparkContext.defaultParallelism)
+    vectors = (spark.range(0, blocks, 1, numPartitions=parts)
+               .mapInArrow(emit, f"{INDEX} int, {VECTOR} array<float>"))
+    return model.vocab.join(vectors, INDEX).select(ITEM, INDEX, FREQUENCY, VECTOR)
+
+
+def _driver_memory_bytes(spark: SparkSession) -> int | None:
+    try:
+        return int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory())
+    except Exception:  # no JVM access (e.g. Spark Connect): skip the estimate
+        return None

@@ -18,12 +18,8 @@ INDEX, FREQUENCY = "item_index", "frequency"
 def build_vocabulary(sessions: DataFrame, *, min_count: int, max_vocab: int) -> DataFrame:
     """Sessions -> (item_id, item_index int32, frequency int64), most frequent first."""
     counts = (sessions.select(F.explode(ITEMS).alias(ITEM))
-              .groupBy(ITEM).agg(F.count(F.lit(1)).alias(FREQUENCY))
-              .where(F.col(FREQUENCY) >= min_count))
-    vocab = assign_indexes(counts)
-    if max_vocab:
-        vocab = vocab.where(F.col(INDEX) < max_vocab)
-    return vocab
+              .groupBy(ITEM).agg(F.count(F.lit(1)).alias(FREQUENCY)))
+    return from_counts(counts, min_count=min_count, max_vocab=max_vocab)
 
 
 def assign_indexes(counts: DataFrame) -> DataFrame:
@@ -35,3 +31,11 @@ def assign_indexes(counts: DataFrame) -> DataFrame:
     order = Window.orderBy(F.col(FREQUENCY).desc(), F.col(ITEM).asc())
     return counts.select(ITEM, (F.row_number().over(order) - 1).cast("int").alias(INDEX),
                          F.col(FREQUENCY).cast("long").alias(FREQUENCY))
+
+
+def from_counts(counts: DataFrame, *, min_count: int, max_vocab: int) -> DataFrame:
+    """(item_id, frequency) over all training items -> the vocabulary (see build_vocabulary)."""
+    vocab = assign_indexes(counts.where(F.col(FREQUENCY) >= min_count).select(ITEM, FREQUENCY))
+    if max_vocab:
+        vocab = vocab.where(F.col(INDEX) < max_vocab)
+    return vocab

@@ -1,8 +1,10 @@
-"""Evaluate the configured model against popularity and item co-occurrence kNN, publish nothing.
+"""Evaluate the configured lists against the baselines on a holdout, publish nothing.
 
-The same holdout as the nightly job: the latest evaluate.test_fraction of sessions is the test
-set, a model is trained on the rest, and each next item of a test session is predicted from the
-previous one. Prints the metrics table and, with --output, writes metrics.json there.
+The same holdout as the nightly job's: the latest evaluate.test_fraction of sessions is the
+test set, the lists are built from the rest, and each next item of a test session is predicted
+from the previous one by the published list, the embedding alone, item co-occurrence,
+sequential rules and popularity. Prints the metrics table and, with --output, writes
+metrics.json there.
 
 Examples:
   ITEM2VEC_JOB=jobs/evaluate.py ./spark-submit.sh --input events/ --run-date 2026-11-26
@@ -14,9 +16,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run from a checkout
 
 from item2vec import cli, config, evaluate, pipeline
 from item2vec.progress import Progress
@@ -38,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         with job_session(PROG, log_level=cfg.spark.log_level, master=args.master,
                          shuffle_partitions=cfg.spark.shuffle_partitions) as spark:
             sessions = pipeline.input_sessions(spark, cfg, args.input, args.run_date).persist()
-            with progress.stage("evaluate") as note:
-                metrics = evaluate.evaluate(spark, sessions, cfg, progress)
-                note.append(evaluate.summary_line(metrics))
+            metrics = pipeline.evaluate_step(sessions, cfg, "holdout", None, progress)
             print(evaluate.metrics_table(metrics))
             if args.output:
                 store = Storage(spark, args.output)

@@ -1,21 +1,23 @@
 """Build the optional run report (map, HTML page, TensorBoard projector files) for one run."""
 
+import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `python jobs/report.py`
-
-import argparse
-
-from item2vec.reader import check_run_dir, latest_partition
+from item2vec.reader import check_run_dir, is_local_location, latest_run
 from item2vec.report import build_report, load_items
 
 EPILOG = """examples:
-  # report of the run LATEST points at, written to out/dt=…/report/
+  # report of the run LATEST points at, written into that run (out/dt=…/run=…/report/)
   python jobs/report.py --output out/
 
   # a specific run, with item titles/categories, written elsewhere
-  python jobs/report.py --run-dir out/dt=2026-11-26 --items items.parquet --out /tmp/report
+  python jobs/report.py --run-dir out/dt=2026-11-26/run=20261127T020000-1a2b3c4d \\
+      --items items.parquet --out /tmp/report
+
+  # an output on S3 (any pyarrow/fsspec URI works: s3://, gs://, hdfs://, file://);
+  # the report is drawn locally and uploaded into the run
+  python jobs/report.py --output s3://bucket/item2vec/
 
   # CSV metadata whose id column is called sku
   python jobs/report.py --output out/ --items items.csv --item-col sku --top-n 5000
@@ -32,11 +34,14 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--output", metavar="OUT", help="published output root (follows LATEST)")
-    where.add_argument("--run-dir", metavar="DIR", help="one run directory, e.g. OUT/dt=2026-11-26")
+    where.add_argument("--output", metavar="OUT",
+                       help="published output root, local path or URI (follows LATEST)")
+    where.add_argument("--run-dir", metavar="DIR",
+                       help="one complete run, e.g. OUT/dt=2026-11-26/run=<run_id>")
     parser.add_argument("--items", metavar="PATH", help="item metadata, Parquet or CSV")
     parser.add_argument("--item-col", default="item_id", help="id column of --items (item_id)")
-    parser.add_argument("--out", metavar="DIR", help="report directory (default: RUN_DIR/report)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="report directory, local path or URI (default: RUN_DIR/report)")
     parser.add_argument("--top-n", type=int, default=2000, help="items on the map (2000)")
     parser.add_argument("--labelled", type=int, default=6, help="items named on the map (6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the 2-D layout (0)")
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
 
     try:
-        run_dir = latest_partition(args.output) if args.output else str(check_run_dir(args.run_dir))
+        run_dir = latest_run(args.output) if args.output else check_run_dir(args.run_dir)
         # ids are cast to the run's item_id type when joined (CSV ids are read as strings)
         items = load_items(args.items, item_col=args.item_col) if args.items else None
         paths = build_report(
@@ -68,10 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the store failed: permission denied, bucket missing, network
+        print(f"report: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
     print(f"report for {run_dir}")
     for name in ("html", "map", "projector"):
-        print(f"  {name:<10} {Path(paths[name]).resolve()}")
+        shown = Path(paths[name]).resolve() if is_local_location(paths[name]) else paths[name]
+        print(f"  {name:<10} {shown}")
     return 0
 
 

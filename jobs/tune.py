@@ -1,14 +1,18 @@
-"""Sweep the main knobs on the evaluation holdout and print/write a results table, best first.
+"""Sweep the main knobs, choose on a validation split, report the choice on a test split.
 
 Examples (spark-submit.sh runs this job instead of the nightly one with ITEM2VEC_JOB):
   ITEM2VEC_JOB=jobs/tune.py ./spark-submit.sh --input events/ --output tune-out/ \\
-      --grid train.window=5,10 --grid train.iterations=3,10 --grid corpus.subsample=0,1e-4
+      --grid train.window=5,10 --grid similar.window=2,3,5 --grid vocabulary.min_count=2,5
   ITEM2VEC_JOB=jobs/tune.py ./spark-submit.sh --output tune-out/ --random 12 --seed 1 \\
       --grid train.window=3,5,10,20 --grid train.vector_size=16,32,64
 
-Every variant is trained on the same split; popularity, item co-occurrence kNN and MLlib's
-own defaults are scored alongside as reference rows. The table is written as Parquet to
-``<output>/tune-<run date>.parquet``.
+No leakage: the latest evaluate.test_fraction of sessions is the test split and is used once,
+at the end. Every variant is built from the earlier sessions minus their own latest
+evaluate.test_fraction, and scored on that validation slice; the variant with the best
+validation NDCG@10 of its published list is then built from all earlier sessions and scored on
+the test split, beside the embedding alone, item co-occurrence, sequential rules and
+popularity, all on the same test pairs. MLlib's own defaults (embedding only) run as a
+reference variant. The table is written as Parquet to ``<output>/tune-<run date>.parquet``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,6 @@ import itertools
 import random
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, when run from a checkout
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -31,10 +32,12 @@ from item2vec.progress import Progress
 from item2vec.sparkenv import job_session
 
 PROG = "item2vec-tune"
-# What MLlib gives without tuning: dim 100, window 5, 1 iteration, min count 5, no subsampling.
+# What MLlib gives without tuning: dim 100, window 5, 1 iteration, min count 5, no subsampling,
+# cosine lists only.
 MLLIB_DEFAULTS = ("train.vector_size=100", "train.window=5", "train.iterations=1",
                   "train.step_size=0.025", "vocabulary.min_count=5", "corpus.subsample=0",
-                  "corpus.copies=1", "corpus.mode=\"sequence\"", "train.num_partitions=1")
+                  "corpus.copies=1", "corpus.mode=\"sequence\"", "train.num_partitions=1",
+                  "similar.mode=\"embedding\"")
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="try N random grid points instead of all")
     parser.add_argument("--seed", type=int, default=0, help="seed for --random")
     parser.add_argument("--no-reference", action="store_true",
-                        help="skip the baseline and MLlib-defaults rows")
+                        help="skip the MLlib-defaults reference variant")
 
     def body() -> int:
         args = parser.parse_args(argv)
@@ -113,35 +116,55 @@ def main(argv: list[str] | None = None) -> int:
 
 def sweep(spark: SparkSession, base: config.Config, args: argparse.Namespace,
           points: list[tuple[str, ...]], progress: Progress) -> list[dict]:
+    """Rows of the results table: every variant on the validation split, then the chosen one
+    and the reference models on the test split."""
     sessions = pipeline.input_sessions(spark, base, args.input, args.run_date).persist()
-    holdout = evaluate.prepare(spark, sessions, base)
-    rows: list[dict] = []
+    e = base.evaluate
+    ks = tuple(sorted(set(e.ks)))
+    train, _, _ = evaluate.split_by_start(sessions, fraction=e.test_fraction)
+    train = train.persist()
     labelled = [("defaults", ())] + [(" ".join(p), p) for p in points]
     if not args.no_reference:
         labelled.append(("mllib-defaults", MLLIB_DEFAULTS))
-    baselines_done = args.no_reference
+    rows: list[dict] = []
+    best: tuple[float, str, config.Config] | None = None
     for label, point in labelled:
         cfg = config.load(args.config, [*args.overrides, *point])
         start = time.perf_counter()
-        metrics, pairs, catalogue = evaluate.evaluate_item2vec(spark, holdout, cfg, progress,
-                                                               label=f"[{label}] ")
-        rows.append({"variant": label, "model": "item2vec", **_flat(metrics),
-                     "seconds": round(time.perf_counter() - start, 2)})
-        progress.say(f"{label}: HR@10 {metrics['hr@10']:.4f}")
-        if not baselines_done:
-            rows += baseline_rows(holdout, pairs, catalogue, cfg, progress)
-            baselines_done = True
+        metrics = _holdout(train, cfg, progress, label=f"[{label}] ")
+        published = metrics["models"].get("published", {})
+        rows.append({"variant": label, "split": "validation", "model": "published",
+                     **_flat(published), "seconds": round(time.perf_counter() - start, 2)})
+        progress.say(f"{label}: validation NDCG@10 {published.get('ndcg@10', 0.0):.4f}")
+        key = published.get(f"ndcg@{min(ks)}", 0.0)
+        if best is None or key > best[0]:
+            best = (key, label, cfg)
+    assert best is not None
+    _, label, cfg = best
+    start = time.perf_counter()
+    final = _holdout(sessions, cfg, progress, label=f"[test {label}] ")
+    seconds = round(time.perf_counter() - start, 2)
+    for model, m in final["models"].items():
+        name = f"{label} (chosen)" if model == "published" else model
+        rows.append({"variant": name, "split": "test", "model": model, **_flat(m),
+                     "seconds": seconds})
+    train.unpersist()
     sessions.unpersist()
-    rows.sort(key=lambda r: -r.get("hr@10", 0.0))
     return rows
 
 
-def baseline_rows(holdout: evaluate.Holdout, pairs: DataFrame, catalogue: int,
-                  cfg: config.Config, progress: Progress) -> list[dict]:
-    metrics = evaluate.baseline_metrics(holdout, pairs, catalogue, cfg, progress,
-                                        label="baseline ")
-    return [{"variant": name, "model": name, **_flat(m),
-             "seconds": progress.timings[f"baseline {name}"]} for name, m in metrics.items()]
+def _holdout(sessions: DataFrame, cfg: config.Config, progress: Progress, *,
+             label: str) -> dict:
+    """Lists built from the earlier sessions, scored on the latest evaluate.test_fraction."""
+    e = cfg.evaluate
+
+    def build(train_sessions: DataFrame, queries: DataFrame) -> evaluate.Lists:
+        built = pipeline.model_step(train_sessions, cfg, progress, queries=queries, label=label)
+        return built.lists(max(e.ks))
+
+    return evaluate.holdout(sessions, build=build, test_fraction=e.test_fraction,
+                            max_test_pairs=e.max_test_pairs, seed=cfg.train.seed,
+                            ks=tuple(sorted(set(e.ks))), progress=progress)
 
 
 def _flat(metrics: dict) -> dict:
@@ -156,12 +179,20 @@ def _flat(metrics: dict) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    cols = ("hr@10", "mrr@10", "ndcg@10", "hr@20", "coverage@10", "seconds")
+    """Validation rows best first, then the test rows as scored."""
+    cols = ("hr@10", "mrr@10", "ndcg@10", "hr@20", "coverage@20", "seconds")
     width = max([len(r["variant"]) for r in rows] + [7]) + 2
-    lines = ["variant".ljust(width) + "".join(c.rjust(12) for c in cols)]
-    for r in rows:
-        lines.append(r["variant"].ljust(width)
-                     + "".join(f"{r.get(c, float('nan')):12.4f}" for c in cols))
+    lines = []
+    for split in ("validation", "test"):
+        part = [r for r in rows if r.get("split", "validation") == split]
+        if split == "validation":
+            part.sort(key=lambda r: -r.get("ndcg@10", 0.0))
+        if not part:
+            continue
+        lines.append(f"{split}:".ljust(width) + "".join(c.rjust(12) for c in cols))
+        for r in part:
+            lines.append(r["variant"].ljust(width)
+                         + "".join(f"{r.get(c, float('nan')):12.4f}" for c in cols))
     return "\n".join(lines)
 
 

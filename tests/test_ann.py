@@ -48,9 +48,10 @@ def test_output_keeps_the_contract_with_exact_scores(spark, search, params):
 @pytest.mark.parametrize(("search", "params"), METHODS)
 def test_recall_at_10_against_exact(spark, search, params):
     m = _clustered(3000, 32, 30, seed=1)
-    got = _arrays(top_k_similar(spark, m, k=10, block_bytes=1 << 22, search=search,
-                                params=params))[2].reshape(-1, 10)
-    exact = _arrays(top_k_similar(spark, m, k=10, block_bytes=1 << 22))[2].reshape(-1, 10)
+    got = _arrays(top_k_similar(spark, m, k=10, block_bytes=1 << 22, partitions=0,
+                                search=search, params=params))[2].reshape(-1, 10)
+    exact = _arrays(top_k_similar(spark, m, k=10, block_bytes=1 << 22, partitions=0,
+                                  search="exact"))[2].reshape(-1, 10)
     hits = sum(len(set(a) & set(b)) for a, b in zip(got, exact, strict=True))
     recall = hits / exact.size
     print(f"{search} recall@10 {recall:.4f}")
@@ -64,7 +65,7 @@ def test_deterministic_and_handles_tiny_vocabularies(spark, search, params):
     first = _arrays(top_k_similar(spark, m, partitions=1, **kw))
     again = _arrays(top_k_similar(spark, m, partitions=2, **kw))
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
-    two = _arrays(top_k_similar(spark, m[:2], **kw))  # V = 2: one neighbour each
+    two = _arrays(top_k_similar(spark, m[:2], partitions=0, **kw))  # V = 2: one neighbour each
     assert two[2].tolist() == [1, 0] and two[1].tolist() == [1, 1]
     assert ann.build_index(normalize(m), params).tobytes() == \
         ann.build_index(normalize(m), params).tobytes()
@@ -133,7 +134,7 @@ def test_a_real_index_with_a_tiny_search_still_fills_every_row(spark, search, pa
     """faiss may pad with -1 when it finds fewer than k + 1; the fallback keeps min(k, V-1)."""
     m = _clustered(300, 8, 2, seed=4)
     item, rank, other, score = _arrays(top_k_similar(
-        spark, m, k=40, block_bytes=1 << 20, search=search, params=params))
+        spark, m, k=40, block_bytes=1 << 20, partitions=0, search=search, params=params))
     assert len(item) == 300 * 40 and not np.any(item == other)
     assert np.array_equal(rank, np.tile(np.arange(1, 41), 300))
     assert np.all(np.diff(score.reshape(300, 40), axis=1) <= 0)
@@ -144,7 +145,8 @@ def test_a_real_index_with_a_tiny_search_still_fills_every_row(spark, search, pa
 def test_wrong_params_for_the_search_are_a_programming_error(spark):
     m = _clustered(50, 4, 2)
     with pytest.raises(ValueError, match="needs params=IvfParams"):
-        top_k_similar(spark, m, k=3, block_bytes=1 << 20, search="ivf", params=HNSW)
+        top_k_similar(spark, m, k=3, block_bytes=1 << 20, partitions=0, search="ivf",
+                      params=HNSW)
 
 
 @pytest.mark.parametrize(("override", "message"), [

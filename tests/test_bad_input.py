@@ -422,3 +422,81 @@ def test_spark_submit_refuses_bad_java(java, old_java, tmp_path):
     expected = r"is Java 11; Spark 4 needs Java 17" if java == "old" else r"java not found"
     assert re.search(expected, lines[0]), lines[0]
     assert not (tmp_path / "out").exists()
+
+
+# -- logs as deployments write them: CSV text, ISO and fractional times, date partitions --------
+def _csv_log(path: Path, rows: dict[str, list], times: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id,item_id,timestamp,event_type"]
+    lines += [f"{u},{i},{t},{e}" for u, i, t, e in zip(rows["user_id"], rows["item_id"], times,
+                                                       rows["event_type"], strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _csv_input(times_of: Callable[[list[dt.datetime]], list[str]], *extra: str):
+    def build(d: Path, out: Path) -> list[str]:
+        rows = base_rows()
+        _csv_log(d / "events.csv", rows, times_of(rows["timestamp"]))
+        return ["--input", str(d / "events.csv"), "--output", str(out), *extra]
+    return build
+
+
+def _iso(times: list[dt.datetime]) -> list[str]:
+    return [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in times]
+
+
+REFUSED_READING: list[Case] = [
+    ("time-unparseable", _csv_input(lambda ts: [t.strftime("%d/%m/%Y %H:%M:%S") for t in ts]),
+     r"no value of the time column \(input\.time_col\) could be read as a time "
+     r"\(e\.g\. '09/01/2026 08:00:00'\); expected a timestamp, epoch seconds or ISO-8601 text"),
+    ("ids-not-integers", _csv_input(_iso, "--set", "input.id_type=long"),
+     r"no user id \(input\.user_col\) is an integer \(e\.g\. 'u00'\); "
+     r"set input\.id_type = \"string\""),
+    ("time-zone-unknown", _csv_input(_iso, "--set", "input.time_zone=Europe/Berln"),
+     r"config input\.time_zone: unknown time zone 'Europe/Berln'; expected an IANA name"),
+    ("time-as-boolean", _input(lambda: with_column(base_rows(), "timestamp",
+                                                   [True] * BASE_EVENTS)),
+     r"'timestamp' \(input\.time_col\) has type boolean; expected a timestamp, epoch seconds "
+     r"\(integer or fractional\) or ISO-8601 text"),
+]
+
+
+@pytest.mark.parametrize(("build", "message"), [c[1:] for c in REFUSED_READING],
+                         ids=[c[0] for c in REFUSED_READING])
+def test_unreadable_logs_exit_2_with_one_line(build, message, published, tmp_path, capsys):
+    test_refused_input_exits_2_with_one_line(build, message, published, tmp_path, capsys)
+
+
+PADDED = ["7", "07", "007", "0007", "00007", "000007"]  # six items, not one
+
+
+def test_csv_log_with_text_ids_mixed_times_and_date_partitions(published, tmp_path, capsys):
+    rows = base_rows()
+    rows["item_id"] = [PADDED[int(i[1:])] for i in rows["item_id"]]
+    times = [(t.strftime("%Y-%m-%dT%H:%M:%SZ"),  # the same instants, four ways
+              (t + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+01:00"),
+              f"{t.timestamp():.2f}",
+              t.strftime("%Y-%m-%d %H:%M:%S"))[n % 4] for n, t in enumerate(rows["timestamp"])]
+    garbage = {k: v[:3] for k, v in rows.items()}
+    log = tmp_path / "log"
+    _csv_log(log / "dt=2026-01-09" / "part-0.csv", {k: v + garbage[k] for k, v in rows.items()},
+             [*times, "09/01/2026 08:00", "soon", "2026-01-09 25:00:00"])
+    # Valid rows the lookback window would reject: their partitions must not even be read.
+    _csv_log(log / "dt=2025-12-01" / "part-0.csv", garbage, ["2025-12-01T10:00:00Z"] * 3)
+    _csv_log(log / "dt=2026-01-11" / "part-0.csv", garbage, ["2026-01-10T23:00:00Z"] * 3)
+    out = tmp_path / "out"
+    code = main(["--input", str(log), "--output", str(out), "--run-date", RUN_DATE, *TINY,
+                 "--set", "input.lookback_days=7"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    run = out / (out / "LATEST").read_text().strip()
+    manifest = json.loads((run / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["events_read"] == BASE_EVENTS + 3
+    assert counts["events_rejected"] == {"unparseable_time": 3}
+    assert (counts["sessions"], counts["tokens"]) == (USERS * SESSIONS, BASE_EVENTS)
+    assert manifest["input"]["format"] == "csv"
+    assert (manifest["input"]["files_read"], manifest["input"]["partitions_pruned"]) == (1, 2)
+    vocab = read(run / "vocabulary")
+    assert vocab.schema.field("item_id").type == pa.string()
+    assert sorted(vocab.column("item_id").to_pylist()) == sorted(PADDED)

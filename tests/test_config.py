@@ -40,7 +40,13 @@ def test_config_file_merges_over_defaults(tmp_path):
     ("corpus.mode=bag", "corpus.mode: expected one of sequence, basket"),
     ("input.event_types=view", "input.event_types: expected a list of str"),
     ("session.min_length=300", "session.min_length (300) must be <= session.max_length"),
-    ("spark.fail_first_attempt=[\"train\"]", "unknown stage 'train'"),
+    ("similar.mode=mixed", "similar.mode: expected one of hybrid, embedding, cooccurrence"),
+    ("similar.weights=[1, 1]", "similar.weights: expected 3 weights >= 0"),
+    ("similar.weights=[0, 0, 0]", "similar.weights: expected 3 weights >= 0"),
+    ("similar.weights=[1, -1, 0]", "similar.weights: expected 3 weights >= 0"),
+    ("similar.candidates=5", "similar.candidates (5) must be >= similar.k (20)"),
+    ("evaluate.method=yesterday", "evaluate.method: expected one of auto, previous_run, holdout"),
+    ("gate.max_drop_vs_previous=1.5", "gate.max_drop_vs_previous: expected a value <= 1"),
     ("novalue", "expected section.key=value"),
 ])
 def test_bad_values_are_rejected_with_the_key_named(override, message):

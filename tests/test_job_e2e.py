@@ -1,4 +1,5 @@
-"""The whole job through main(): outputs checked against CONTRACT.md with pyarrow only."""
+"""The whole job through main(): outputs checked against CONTRACT.md (version 3) with pyarrow
+only, on the embedded sample."""
 
 import datetime as dt
 import itertools
@@ -10,53 +11,67 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from item2vec import config, sample
+from item2vec import cli, config, sample
+from item2vec.evaluate import MODELS
 from jobs.run import main
 
 RUN_DATE = "2026-11-26"
-# On a log this small the model's lead over popularity is thin; the gate has its own test.
+# On a log this small the lists' lead over popularity is thin; the gate has its own tests.
 SMALL = ["--set", "sample.users=800", "--set", "sample.items=300", "--set", "sample.categories=6",
          "--set", "evaluate.max_test_pairs=5000", "--set", "gate.min_lift_over_popularity=0"]
+CFG = config.load(overrides=[a for a in SMALL if a != "--set"])
+DATASETS = ("vocabulary", "item_vectors", "similar_items")
 
 
 def _read(path: Path) -> pa.Table:
     return ds.dataset(str(path), format="parquet").to_table()
 
 
+def latest_run(out: Path) -> Path:
+    """The run LATEST names (a reader resolves it relative to the output root)."""
+    return out / (out / "LATEST").read_text().strip()
+
+
 @pytest.fixture(scope="module")
 def published(spark, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e") / "out"
-    code = main(["--output", str(out), "--run-date", RUN_DATE, *SMALL])
-    assert code == 0
+    assert main(["--output", str(out), "--run-date", RUN_DATE, *SMALL]) == 0
     return out
 
 
-def test_layout_latest_and_success(published):
-    assert (published / "LATEST").read_text().strip() == f"dt={RUN_DATE}"
-    run = published / f"dt={RUN_DATE}"
-    for name in ("vocabulary", "item_vectors", "similar_items", "manifest.json", "_SUCCESS"):
+@pytest.fixture(scope="module")
+def run(published):
+    return latest_run(published)
+
+
+def test_layout_latest_and_success(published, run):
+    pointer = (published / "LATEST").read_text().strip()
+    assert pointer.startswith(f"dt={RUN_DATE}/run=")
+    for name in (*DATASETS, "manifest.json", "_SUCCESS"):
         assert (run / name).exists(), name
-    assert not list((published / "_staging").glob("*")) if (published / "_staging").exists() \
-        else True
+    assert (published / f"dt={RUN_DATE}" / "CURRENT").read_text().strip() == run.name
     assert not (published / "_LOCK").exists()
+    assert sorted(p.name for p in (published / f"dt={RUN_DATE}").iterdir()) == [
+        "CURRENT", run.name]  # nothing else: no leftovers of the run's work
 
 
-def test_schemas_are_plain_parquet_types(published):
-    run = published / f"dt={RUN_DATE}"
-    vocab, vectors, similar = (_read(run / n) for n in ("vocabulary", "item_vectors",
-                                                        "similar_items"))
+def test_schemas_are_plain_parquet_types(run):
+    vocab, vectors, similar = (_read(run / n) for n in DATASETS)
     assert vocab.schema.field("item_index").type == pa.int32()
     assert vocab.schema.field("frequency").type == pa.int64()
     vector_type = vectors.schema.field("vector").type
     assert pa.types.is_list(vector_type) and vector_type.value_type == pa.float32()
+    assert similar.schema.names == ["item_id", "rank", "similar_item_id", "score", "cosine",
+                                    "cooccurrence"]
     assert similar.schema.field("rank").type == pa.int32()
     assert similar.schema.field("score").type == pa.float32()
+    assert similar.schema.field("cosine").type == pa.float32()
+    assert similar.schema.field("cooccurrence").type == pa.int64()
     assert vocab.schema.field("item_id").type == pa.string()
     assert similar.schema.field("similar_item_id").type == pa.string()
 
 
-def test_vocabulary_and_vectors_agree(published):
-    run = published / f"dt={RUN_DATE}"
+def test_vocabulary_and_vectors_agree(run):
     vocab = _read(run / "vocabulary").sort_by("item_index")
     vectors = _read(run / "item_vectors").sort_by("item_index")
     v = vocab.num_rows
@@ -65,62 +80,116 @@ def test_vocabulary_and_vectors_agree(published):
     assert np.all(np.diff(freq) <= 0)  # most frequent first
     assert vectors.column("item_id").to_pylist() == vocab.column("item_id").to_pylist()
     dims = {len(x) for x in vectors.column("vector").to_pylist()}
-    assert dims == {config.load().train.vector_size}
+    assert dims == {CFG.train.vector_size}
 
 
-def test_similar_items_invariants(published):
-    run = published / f"dt={RUN_DATE}"
-    v = _read(run / "vocabulary").num_rows
-    sim = _read(run / "similar_items")
-    k = min(config.load().similar.k, v - 1)
-    assert sim.num_rows == v * k
+def _lists(similar: pa.Table) -> dict:
     rows: dict = {}
-    for item, rank, other, score in zip(*(sim.column(c).to_pylist() for c in
-                                          ("item_id", "rank", "similar_item_id", "score")),
-                                        strict=True):
-        rows.setdefault(item, []).append((rank, other, score))
-    assert len(rows) == v
-    for item, lst in rows.items():
-        lst.sort()
-        assert [r for r, _, _ in lst] == list(range(1, k + 1))
-        assert item not in [o for _, o, _ in lst]
-        scores = [s for _, _, s in lst]
+    for item, rank, other, score, cos, co in zip(*(similar.column(c).to_pylist() for c in (
+            "item_id", "rank", "similar_item_id", "score", "cosine", "cooccurrence")),
+            strict=True):
+        rows.setdefault(item, []).append((rank, other, score, cos, co))
+    return {item: sorted(lst) for item, lst in rows.items()}
+
+
+def test_similar_items_invariants(run):
+    vocab = set(_read(run / "vocabulary").column("item_id").to_pylist())
+    v = len(vocab)
+    lists = _lists(_read(run / "similar_items"))
+    k = min(CFG.similar.k, v - 1)
+    assert vocab <= set(lists)  # every vocabulary item has a list ...
+    assert len(lists) > v  # ... and so do items below min_count that co-occur with others
+    for item, lst in lists.items():
+        ranks = [r for r, *_ in lst]
+        assert ranks == list(range(1, len(lst) + 1))
+        assert len(lst) == k if item in vocab else 1 <= len(lst) <= CFG.similar.k
+        assert item not in [o for _, o, *_ in lst]
+        scores = [s for _, _, s, _, _ in lst]
         assert all(a >= b for a, b in itertools.pairwise(scores))
-        assert all(-1.0001 <= s <= 1.0001 for s in scores)
+        for _, other, _, cos, co in lst:
+            assert (cos is None) == (item not in vocab or other not in vocab)
+            assert co >= 0
+            if item not in vocab:  # no vector: its neighbours come from co-occurrence alone
+                assert co > 0
 
 
-def test_manifest_has_the_contract_keys(published):
-    m = json.loads((published / f"dt={RUN_DATE}" / "manifest.json").read_text())
+def test_cooccurrence_column_counts_the_window(run):
+    """The published cooccurrence equals a count over the training sessions, done here."""
+    cfg = CFG
+    end = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+    events, _ = sample.generate(end=end, **vars(cfg.sample))
+    lists = _lists(_read(run / "similar_items"))
+    item = max(lists, key=lambda i: sum(c for *_, c in lists[i]))
+    by_user: dict = {}
+    rows = sorted(zip(*(events.column(c).to_pylist() for c in ("user_id", "timestamp",
+                                                               "item_id")), strict=True))
+    for user, ts, it in rows:
+        by_user.setdefault(user, []).append((ts, it))
+    counts: dict = {}
+    gap = dt.timedelta(minutes=cfg.session.gap_minutes)
+    for evs in by_user.values():
+        sessions, cur, last = [], [], None
+        for ts, it in evs:
+            if last is not None and ts - last > gap:
+                sessions.append(cur)
+                cur = []
+            if not cur or cur[-1] != it:
+                cur.append(it)
+            last = ts
+        sessions.append(cur)
+        for s in sessions:
+            if len(s) < cfg.session.min_length:
+                continue
+            for a, b in itertools.combinations(range(len(s)), 2):
+                if b - a <= cfg.similar.window and item in (s[a], s[b]) and s[a] != s[b]:
+                    other = s[b] if s[a] == item else s[a]
+                    counts[other] = counts.get(other, 0) + 1
+    assert {o: c for _, o, _, _, c in lists[item]} == {o: counts.get(o, 0)
+                                                        for _, o, *_ in lists[item]}
+
+
+def test_manifest_has_the_contract_keys(run):
+    m = json.loads((run / "manifest.json").read_text())
     for key in ("schema_version", "run_date", "status", "started_at", "finished_at", "config",
-                "counts", "timings_s", "spark_version", "metrics"):
+                "counts", "timings_s", "spark_version", "metrics", "similarity"):
         assert key in m, key
+    assert m["schema_version"] == 3
     assert m["status"] == "published" and m["run_date"] == RUN_DATE
     for key in ("events_read", "events_rejected", "sessions", "tokens", "vocabulary_size",
                 "similar_rows"):
         assert key in m["counts"], key
-    assert m["counts"]["similar_rows"] == _read(
-        published / f"dt={RUN_DATE}" / "similar_items").num_rows
+    assert m["counts"]["similar_rows"] == _read(run / "similar_items").num_rows
     assert m["config"]["sample"]["users"] == 800
-    models = m["metrics"]["models"]
-    assert set(models) == {"item2vec", "popularity", "cooc_knn"}
-    metrics_file = published / f"dt={RUN_DATE}" / "metrics.json"
-    assert json.loads(metrics_file.read_text()) == m["metrics"]
-    assert 0 <= models["item2vec"]["hr@10"] <= 1
-    # Every evaluation step is timed on its own, so a slow one shows in the manifest.
-    for stage in ("eval split", "eval train", "eval item2vec top-k", "eval popularity",
-                  "eval cooc_knn", "evaluate"):
-        assert m["timings_s"][stage] >= 0, stage
+    sim = m["similarity"]
+    assert sim["mode"] == "hybrid" and set(sim["weights"]) == {"cooccurrence", "forward",
+                                                               "cosine"}
+    assert sim["weights_source"] in ("validation", "config")
+    metrics = m["metrics"]
+    assert metrics["method"] == "holdout" and metrics["evaluated_run"] is None  # a first run
+    assert list(metrics["models"]) == list(MODELS)
+    for name, values in metrics["models"].items():
+        assert 0 <= values["hr@10"] <= values["hr@20"] <= 1, name
+        assert 0 <= values["coverage@10"] <= values["coverage@20"] <= 1, name
+    assert metrics["pairs"] > 1000
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    for stage in ("read", "sessions", "train", "similar", "write", "evaluate", "eval train",
+                  "eval similar", "eval score"):
+        assert m["timings_s"][stage] > 0, stage
     assert dt.datetime.fromisoformat(m["finished_at"].replace("Z", "+00:00"))
 
 
-def test_planted_categories_are_learned(published):
+def test_published_list_beats_the_embedding_alone(run):
+    models = json.loads((run / "manifest.json").read_text())["metrics"]["models"]
+    assert models["published"]["hr@10"] > models["embedding"]["hr@10"]
+    assert models["published"]["hr@10"] > models["popularity"]["hr@10"]
+
+
+def test_planted_categories_are_learned(run):
     """Neighbours of frequent items share their category far more often than chance."""
-    cfg = config.load(overrides=[a for a in SMALL if a != "--set"])
     end = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
-    _, items = sample.generate(end=end, **vars(cfg.sample))
+    _, items = sample.generate(end=end, **vars(CFG.sample))
     category = dict(zip(items.column("item_id").to_pylist(),
                         items.column("category").to_pylist(), strict=True))
-    run = published / f"dt={RUN_DATE}"
     vocab = _read(run / "vocabulary").sort_by("item_index")
     frequent = set(vocab.column("item_id").to_pylist()[:50])
     sim = _read(run / "similar_items")
@@ -138,17 +207,19 @@ def test_planted_categories_are_learned(published):
     assert purity >= max(0.6, 3 * chance)
 
 
-def test_rerun_same_date_replaces_the_partition(published):
-    run = published / f"dt={RUN_DATE}"
-    before = json.loads((run / "manifest.json").read_text())["run_id"]
+def test_rerun_same_date_publishes_a_new_run_and_keeps_the_old_one_readable(published):
+    before = latest_run(published)
+    old_id = json.loads((before / "manifest.json").read_text())["run_id"]
     assert main(["--output", str(published), "--run-date", RUN_DATE, *SMALL,
                  "--set", "evaluate.enabled=false", "--set", "train.iterations=1"]) == 0
-    after = json.loads((run / "manifest.json").read_text())
-    assert after["run_id"] != before and "metrics" not in after
+    after = latest_run(published)
+    m = json.loads((after / "manifest.json").read_text())
+    assert after != before and m["run_id"] != old_id and "metrics" not in m
+    assert "reference_lists" not in m["datasets"]  # evaluation off: nothing kept for it
+    # the superseded run stays readable until a later run prunes it
+    assert (before / "_SUCCESS").exists()
     assert sorted(p.name for p in published.iterdir() if p.name.startswith("dt=")) == [
         f"dt={RUN_DATE}"]
-    assert not list((published / "_trash").glob("*")) if (published / "_trash").exists() \
-        else True
 
 
 def test_missing_input_column_exits_2_and_publishes_nothing(spark, tmp_path, capsys):
@@ -167,18 +238,26 @@ def test_missing_input_column_exits_2_and_publishes_nothing(spark, tmp_path, cap
 
 def test_quality_gate_failure_exits_3_keeps_the_run_and_leaves_latest(published):
     latest = (published / "LATEST").read_text()
-    before = json.loads((published / f"dt={RUN_DATE}" / "manifest.json").read_text())["run_id"]
     code = main(["--output", str(published), "--run-date", "2026-11-27", *SMALL,
                  "--set", "gate.min_hr=0.99", "--set", "train.max_auto_passes=2"])
     assert code == 3
     assert (published / "LATEST").read_text() == latest
-    assert not (published / "dt=2026-11-27").exists()
+    assert not (published / "dt=2026-11-27" / "CURRENT").exists()
     kept = list((published / "_rejected").glob("dt=2026-11-27-*"))
     assert len(kept) == 1
     m = json.loads((kept[0] / "manifest.json").read_text())
-    assert m["status"] == "rejected" and m["metrics"]["models"]["item2vec"]["hr@10"] < 0.99
-    assert json.loads((published / f"dt={RUN_DATE}" / "manifest.json").read_text())[
-        "run_id"] == before
+    assert m["status"] == "rejected" and m["metrics"]["models"]["published"]["hr@10"] < 0.99
+    run_dir = published / (kept[0] / "RUN").read_text().strip()
+    assert (run_dir / "similar_items").is_dir() and not (run_dir / "_SUCCESS").exists()
+
+
+def test_run_date_defaults_to_the_last_completed_utc_day():
+    now = dt.datetime(2026, 11, 27, 2, 30, tzinfo=dt.UTC)  # a 02:30 cron run
+    assert cli.last_complete_day(now) == dt.date(2026, 11, 26)
+    late = dt.datetime(2026, 11, 27, 23, 59, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert cli.last_complete_day(late) == dt.date(2026, 11, 27)  # 04:59 UTC on the 28th
+    parser = cli.job_parser("item2vec", None)
+    assert parser.parse_args([]).run_date == cli.last_complete_day()
 
 
 def test_job_draws_the_report_into_the_published_run(spark, tmp_path):
@@ -187,8 +266,8 @@ def test_job_draws_the_report_into_the_published_run(spark, tmp_path):
     assert main(["--output", str(out), "--run-date", RUN_DATE, *SMALL,
                  "--set", "evaluate.enabled=false", "--set", "train.max_auto_passes=2",
                  "--set", "report.enabled=true", "--set", "report.top_n=100"]) == 0
-    report = out / f"dt={RUN_DATE}" / "report"
+    report = latest_run(out) / "report"
     html = (report / "report.html").read_text()
     assert (report / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (report / "projector" / "vectors.tsv").exists()
-    assert str(out / f"dt={RUN_DATE}") in html and "_staging" not in html
+    assert latest_run(out).name in html

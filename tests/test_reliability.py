@@ -1,10 +1,10 @@
 """Reliability of the whole job with real Spark on a tiny log spanning six days.
 
-- concurrency: two runs against one output; the loser exits 1 naming the lock holder
+- concurrency: two runs against one output; the loser exits 1 naming the lease holder
 - task retry: injected first-attempt failures are retried (local[2,3]) with identical output,
   and fail the run (exit 1, nothing published) when Spark may not retry (local[2])
 - reproducibility: same input, config and seed -> identical vocabulary, vectors, neighbours
-- idempotence, lookback and retention of dt=... partitions
+- idempotence (a re-run publishes a new run of its date), lookback and retention of dates
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -22,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from item2vec import publish
+from item2vec import publish, reader
 from item2vec.errors import PublishConflict
 from item2vec.publish import Publisher
 from item2vec.storage import Storage
@@ -68,6 +69,11 @@ def read_sorted(run: Path) -> dict[str, list]:
 
 def manifest(run: Path) -> dict:
     return json.loads((run / "manifest.json").read_text())
+
+
+def run_of(out: Path, run_date: str) -> Path:
+    """The run published for a date (what dt=…/CURRENT names)."""
+    return Path(reader.run_for_date(out, run_date))
 
 
 def files(run: Path) -> dict[str, tuple[int, int]]:
@@ -120,21 +126,25 @@ def history(spark, log, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("history") / "out"
     h: dict = {"out": out}
     assert run_job(path, out, "2026-01-08") == 0
-    h["first"] = read_sorted(out / "dt=2026-01-08")
-    h["first_manifest"] = manifest(out / "dt=2026-01-08")
-    h["first_files"] = set(files(out / "dt=2026-01-08"))
+    h["first_run"] = run_of(out, "2026-01-08")
+    h["first"] = read_sorted(h["first_run"])
+    h["first_manifest"] = manifest(h["first_run"])
+    h["first_files"] = files(h["first_run"])
     assert run_job(path, out, "2026-01-09") == 0
-    h["other_manifest"] = manifest(out / "dt=2026-01-09")
-    h["other_files"] = files(out / "dt=2026-01-09")
+    h["other_run"] = run_of(out, "2026-01-09")
+    h["other_manifest"] = manifest(h["other_run"])
+    h["other_files"] = files(h["other_run"])
     assert run_job(path, out, "2026-01-08") == 0  # the re-run
-    h["rerun"] = read_sorted(out / "dt=2026-01-08")
-    h["rerun_manifest"] = manifest(out / "dt=2026-01-08")
-    h["rerun_files"] = set(files(out / "dt=2026-01-08"))
+    h["rerun_run"] = run_of(out, "2026-01-08")
+    h["rerun"] = read_sorted(h["rerun_run"])
+    h["rerun_manifest"] = manifest(h["rerun_run"])
     h["after_rerun"] = sorted(p.name for p in out.iterdir())
+    h["runs_after_rerun"] = sorted(p.name for p in (out / "dt=2026-01-08").iterdir())
+    h["first_files_after_rerun"] = files(h["first_run"])
     h["latest_after_rerun"] = (out / "LATEST").read_text().strip()
-    h["before_retention"] = files(out / "dt=2026-01-09")
+    h["before_retention"] = files(h["other_run"])
     assert run_job(path, out, "2026-01-11", "--set", "output.retention_days=2") == 0
-    h["last_manifest"] = manifest(out / "dt=2026-01-11")
+    h["last_manifest"] = manifest(run_of(out, "2026-01-11"))
     return h
 
 
@@ -161,18 +171,20 @@ def test_manifest_records_config_seed_versions_fingerprint(history):
 
 
 # -- 7. idempotence, lookback, retention ------------------------------------------------------
-def test_rerun_replaces_exactly_that_partition(history):
-    out = history["out"]
-    assert history["after_rerun"] == ["LATEST", "_staging", "_trash", "dt=2026-01-08",
-                                      "dt=2026-01-09"]
-    assert history["rerun_manifest"]["run_id"] != history["first_manifest"]["run_id"]
-    # the old partition is gone entirely (part files carry a fresh uuid per write)
-    data = {f for f in history["first_files"] if f.endswith(".parquet")}
-    assert data and not data & history["rerun_files"]
+def test_rerun_publishes_a_new_run_of_that_date(history):
+    first, rerun = history["first_manifest"]["run_id"], history["rerun_manifest"]["run_id"]
+    assert rerun != first
+    assert history["rerun_run"].name == f"run={rerun}"
+    assert [n for n in history["after_rerun"] if n != "_metrics"] == [
+        "LATEST", "dt=2026-01-08", "dt=2026-01-09"]
+    # the date's pointer moved to the re-run; the first run stays, untouched, for readers that
+    # resolved it just before (the next run deletes it)
+    assert history["runs_after_rerun"] == sorted(["CURRENT", f"run={first}", f"run={rerun}"])
+    assert history["first_files_after_rerun"] == history["first_files"]
     assert history["before_retention"] == history["other_files"]  # 01-09 untouched
-    assert manifest(out / "dt=2026-01-09")["run_id"] == history["other_manifest"]["run_id"]
     # LATEST only moves forward: backfilling the older date leaves it on 01-09
-    assert history["latest_after_rerun"] == "dt=2026-01-09"
+    assert history["latest_after_rerun"] == \
+        f"dt=2026-01-09/run={history['other_manifest']['run_id']}"
 
 
 @pytest.mark.parametrize("which, run_date", [("first_manifest", "2026-01-08"),
@@ -191,26 +203,14 @@ def test_lookback_is_relative_to_the_run_date(history, log, which, run_date):
     assert counts["events_accepted"] == sum(start <= t < end for t in times) > 0
 
 
-def test_retention_prunes_old_partitions_after_publishing(history):
+def test_retention_prunes_old_dates_after_publishing(history):
     out = history["out"]
     assert sorted(p.name for p in out.glob("dt=*")) == ["dt=2026-01-09", "dt=2026-01-11"]
-    assert (out / "LATEST").read_text().strip() == "dt=2026-01-11"
-    assert files(out / "dt=2026-01-09") == history["other_files"]
-    assert list((out / publish.STAGING).iterdir()) == []
-    assert list((out / publish.TRASH).iterdir()) == []
-
-
-def test_retention_never_prunes_the_partition_latest_names(tmp_path):
-    out = tmp_path / "out"
-    for name in ("dt=2026-01-01", "dt=2026-01-02", "dt=2026-01-19", "dt=2026-01-20"):
-        (out / name).mkdir(parents=True)
-    (out / "LATEST").write_text("dt=2026-01-01\n")
-    (out / "dt=2026-01-03-notes").mkdir()  # not a partition name: never touched
-    pub = Publisher(Storage(None, str(out)), dt.date(2026, 1, 20), "r")
-    assert pub.prune(0) == []
-    assert pub.prune(5) == ["dt=2026-01-02"]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "LATEST", "dt=2026-01-01", "dt=2026-01-03-notes", "dt=2026-01-19", "dt=2026-01-20"]
+    last = history["last_manifest"]["run_id"]
+    assert (out / "LATEST").read_text().strip() == f"dt=2026-01-11/run={last}"
+    assert files(history["other_run"]) == history["other_files"]
+    assert not (out / "_staging").exists() and not (out / "_trash").exists()
+    assert not (out / publish.LOCK).exists()
 
 
 # -- 4. task retry ---------------------------------------------------------------------------
@@ -224,6 +224,7 @@ def test_injected_failures_without_retries_fail_and_publish_nothing(spark, log, 
     assert err.strip().splitlines()[-1].startswith("item2vec: failed: ")
     assert not list(out.glob("dt=*")) and not (out / "LATEST").exists()
     assert not (out / publish.LOCK).exists()  # released on the way out
+    assert not (out / "dt=2026-01-08").exists()  # the failed run's directory is removed
 
 
 @pytest.fixture(scope="module")
@@ -247,33 +248,35 @@ def test_retried_tasks_give_identical_outputs(retried):
     for stage in ("corpus", "similar"):
         assert f"injected failure in stage '{stage}' (first attempt)" in faulty.stderr
     assert "injected failure" not in clean.stderr
-    run = d / "faulty" / "dt=2026-01-08"
+    run = run_of(d / "faulty", "2026-01-08")
     assert manifest(run)["config"]["spark"]["fail_first_attempt"] == ["corpus", "similar"]
     assert (run / "_SUCCESS").exists()
-    assert read_sorted(run) == read_sorted(d / "clean" / "dt=2026-01-08")
+    assert read_sorted(run) == read_sorted(run_of(d / "clean", "2026-01-08"))
 
 
 # -- 3. concurrency --------------------------------------------------------------------------
-def test_second_lock_is_refused_naming_the_holder(tmp_path):
-    store = Storage(None, str(tmp_path / "out"))
-    store.mkdirs(store.root)
-    a = Publisher(store, dt.date(2026, 1, 8), "run-a")
-    b = Publisher(Storage(None, str(tmp_path / "out")), dt.date(2026, 1, 8), "run-b")
-    a.lock()
-    try:
-        with pytest.raises(PublishConflict, match=rf"is locked by run run-a \(pid {os.getpid()} "):
-            b.lock()
-        assert json.loads((tmp_path / "out" / publish.LOCK).read_text())["run_id"] == "run-a"
-    finally:
-        a.unlock()
-    b.lock()  # free again once the holder is done
-    b.unlock()
-    assert not (tmp_path / "out" / publish.LOCK).exists()
+def _publisher(out: Path, run_id: str) -> Publisher:
+    return Publisher(Storage(None, str(out)), run_date=dt.date(2026, 1, 8), run_id=run_id,
+                     lease_minutes=15)
 
 
-def test_two_runs_race_the_loser_exits_with_locked_by(spark, log, tmp_path, monkeypatch, capsys):
+def test_second_lease_is_refused_naming_the_holder(tmp_path):
+    out = tmp_path / "out"
+    a, b = _publisher(out, "run-a"), _publisher(out, "run-b")
+    with a:
+        with pytest.raises(PublishConflict, match=rf"^output {out} is leased by run run-a "
+                                                  rf"\(pid {os.getpid()} on host "):
+            b.__enter__()
+        assert json.loads((out / publish.LOCK).read_text())["run_id"] == "run-a"
+    with b:  # free again once the holder is done
+        assert json.loads((out / publish.LOCK).read_text())["run_id"] == "run-b"
+    assert not (out / publish.LOCK).exists()
+
+
+def test_two_runs_race_the_loser_exits_naming_the_holder(spark, log, tmp_path, monkeypatch,
+                                                         capsys):
     """Winner: main() in a thread of this process. Loser: ./spark-submit.sh, started while the
-    winner holds the lock. The winner's publish step waits until the loser has finished, so
+    winner holds the lease. The winner's publish step waits until the loser has finished, so
     the two runs really overlap whatever the machine's speed."""
     out = tmp_path / "out"
     loser_done = threading.Event()
@@ -291,7 +294,7 @@ def test_two_runs_race_the_loser_exits_with_locked_by(spark, log, tmp_path, monk
     try:
         deadline = time.monotonic() + 120
         while not (out / publish.LOCK).exists():
-            assert winner.is_alive() and time.monotonic() < deadline, "winner never locked"
+            assert winner.is_alive() and time.monotonic() < deadline, "winner never leased"
             time.sleep(0.1)
         holder = json.loads((out / publish.LOCK).read_text())
         (loser,) = spark_submit(["--master", "local[1]", "--input", log[0],
@@ -302,15 +305,19 @@ def test_two_runs_race_the_loser_exits_with_locked_by(spark, log, tmp_path, monk
     assert not winner.is_alive()
     assert loser.returncode == 1, loser.stderr[-3000:]
     line = error_line(loser.stderr)
-    assert line.startswith("item2vec: error: output ") and \
-        f"is locked by run {holder['run_id']} (pid {os.getpid()}" in line, line
+    assert line.startswith(f"item2vec: error: output {out} is leased by run "
+                           f"{holder['run_id']} (pid {os.getpid()} on host "), line
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert re.search(rf"renewed at {stamp}, expires at {stamp}\); it may still be running",
+                     line), line
     assert result["code"] == 0, capsys.readouterr().err
-    run = out / "dt=2026-01-09"
-    assert (out / "LATEST").read_text().strip() == "dt=2026-01-09"
+    run = run_of(out, "2026-01-09")
+    assert (out / "LATEST").read_text().strip() == f"dt=2026-01-09/{run.name}"
     assert manifest(run)["run_id"] == holder["run_id"]
     assert (run / "_SUCCESS").exists()
     tables = read_sorted(run)
     assert len(tables["vocabulary"]) == len(tables["item_vectors"]) == 8
     assert len(tables["similar_items"]) == 8 * 3
     assert not (out / publish.LOCK).exists()
-    assert list((out / publish.STAGING).iterdir()) == []
+    assert [p.name for p in (out / "dt=2026-01-09").iterdir() if p.name != "CURRENT"] == \
+        [run.name]  # the loser wrote nothing

@@ -10,7 +10,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
-from item2vec.sample import generate, write_parquet
+from item2vec import config
+from item2vec.sample import _catalog, _Config, generate, write_parquet
 
 END = datetime.datetime(2024, 6, 1, tzinfo=datetime.UTC)
 PARAMS = {
@@ -22,10 +23,14 @@ PARAMS = {
     "zipf_exponent": 1.0,
     "noise": 0.1,
     "drift": 0.05,
+    "transition": 0.4,
+    "tail_share": 0.4,
     "days": 30,
     "end": END,
     "seed": 42,
 }
+# Only independent in-category draws, so a successor hit is a link or plain chance.
+LINKS = {**PARAMS, "users": 2_000, "noise": 0.0, "drift": 0.0, "item_id_type": "int"}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +48,27 @@ def _within_session_pairs(events: pa.Table) -> np.ndarray:
     users = events["user_id"].to_numpy(zero_copy_only=False)
     ts = events["timestamp"].cast(pa.int64()).to_numpy()
     return (users[1:] == users[:-1]) & (np.diff(ts) < 30 * 60 * 1_000_000)
+
+
+def _occurrences(events: pa.Table, items: pa.Table) -> np.ndarray:
+    """Events per catalogue item (0 for items never clicked), in the items table's order."""
+    counts = pc.value_counts(events["item_id"])
+    out = np.zeros(items.num_rows, dtype=np.int64)
+    where = pc.index_in(counts.field("values"), value_set=items["item_id"]).to_numpy()
+    out[where] = counts.field("counts").to_numpy()
+    return out
+
+
+def _successor_hits(params: dict) -> np.ndarray:
+    """For each within-session pair (a, b): is b one of a's planted successors? (int item ids)"""
+    cat = _catalog(_Config(**params))
+    used = np.arange(cat.succ.shape[1]) < cat.n_succ[:, None]
+    succ = np.empty_like(cat.succ)
+    succ[cat.item_of_pos] = np.where(used, cat.item_of_pos[cat.succ], -1)
+    events, _ = generate(**params)
+    item = events["item_id"].to_numpy()
+    within = _within_session_pairs(events)
+    return (succ[item[:-1][within]] == item[1:][within][:, None]).any(axis=1)
 
 
 def test_same_arguments_give_identical_tables(sample):
@@ -135,7 +161,9 @@ def test_sessions_stay_in_category(sample):
 
 
 def test_without_noise_or_drift_sessions_never_leave_category():
-    clean_events, items = generate(**{**PARAMS, "users": 300, "noise": 0.0, "drift": 0.0})
+    # Successor links included: without noise every link stays in its category.
+    clean = {**PARAMS, "users": 300, "noise": 0.0, "drift": 0.0, "transition": 0.8}
+    clean_events, items = generate(**clean)
     cats = _categories(clean_events, items)
     assert (cats[1:] == cats[:-1])[_within_session_pairs(clean_events)].all()
 
@@ -149,6 +177,66 @@ def test_popularity_is_skewed(sample):
     ranked = items.filter(pc.less_equal(items["popularity_rank"], 10))["item_id"]
     hits = pc.sum(pc.is_in(events["item_id"], value_set=ranked).cast(pa.int64())).as_py()
     assert hits / events.num_rows > 10 * 10 / len(items)
+
+
+def test_next_click_follows_successor_links_at_the_configured_rate():
+    chance = float(_successor_hits({**LINKS, "transition": 0.0}).mean())
+    assert chance < 0.06  # 1-3 specific items out of ~60 of the category
+    for rate in (0.4, 0.8):
+        hits = float(_successor_hits({**LINKS, "transition": rate}).mean())
+        assert hits == pytest.approx(rate + (1 - rate) * chance, abs=0.015)
+
+
+def test_next_item_distribution_concentrates_with_links():
+    """Seen from the log alone: a frequent item's next clicks pile up on a few specific items."""
+
+    def median_top3_share(transition: float) -> float:
+        # Uniform popularity: without links no next item stands out.
+        events, _ = generate(**{**LINKS, "zipf_exponent": 0.0, "transition": transition})
+        item = events["item_id"].to_numpy()
+        within = _within_session_pairs(events)
+        n = PARAMS["items"]
+        pair, count = np.unique(item[:-1][within] * n + item[1:][within], return_counts=True)
+        first = pair // n
+        starts = np.flatnonzero(first[1:] != first[:-1]) + 1
+        shares = [np.sort(c)[-3:].sum() / c.sum() for c in np.split(count, starts) if c.sum() >= 50]
+        assert len(shares) >= 20
+        return float(np.median(shares))
+
+    assert median_top3_share(0.0) < 0.25  # measured 0.15
+    assert median_top3_share(0.5) > 0.45  # measured 0.55: links plus chance
+
+
+def test_tail_share_of_the_catalogue_is_rare(sample):
+    events, items = sample
+    counts = _occurrences(events, items)
+    n_tail = round(PARAMS["tail_share"] * PARAMS["items"])
+    tail = items["popularity_rank"].to_numpy() > PARAMS["items"] - n_tail  # planted last
+    assert 1.5 < counts[tail].mean() < 2.5  # about two clicks each
+    assert (counts[tail] < 5).mean() > 0.9
+    assert (counts[~tail] < 5).mean() < 0.02
+    assert float((counts < 5).mean()) == pytest.approx(PARAMS["tail_share"], abs=0.04)
+    no_tail, items0 = generate(**{**PARAMS, "tail_share": 0.0})
+    assert float((_occurrences(no_tail, items0) < 5).mean()) < 0.06
+
+
+def test_tail_stays_rare_as_the_log_grows():
+    big = {**PARAMS, "users": 4 * PARAMS["users"]}
+    events, items = generate(**big)
+    counts = _occurrences(events, items)
+    tail = items["popularity_rank"].to_numpy() > PARAMS["items"] - 400
+    assert 1.5 < counts[tail].mean() < 2.5
+    assert counts[~tail].min() >= 5
+
+
+def test_omitted_knobs_take_the_configured_defaults():
+    defaults = config.load().sample
+    small = {k: v for k, v in PARAMS.items() if k not in ("transition", "tail_share")}
+    small["users"] = 100
+    events, items = generate(**small)
+    explicit = generate(**small, transition=defaults.transition, tail_share=defaults.tail_share)
+    assert events.equals(explicit[0]) and items.equals(explicit[1])
+    assert not events.equals(generate(**small, transition=0.0, tail_share=0.0)[0])
 
 
 def test_write_parquet_round_trip(tmp_path):
@@ -187,6 +275,9 @@ def test_write_parquet_single_chunk_matches_generate(tmp_path):
         ("zipf_exponent", -1.0),
         ("noise", 1.5),
         ("drift", -0.1),
+        ("transition", 1.5),
+        ("transition", "0.3"),
+        ("tail_share", 0.95),  # every category must keep popular items
         ("days", 0),
         ("end", "2024-06-01"),
         ("seed", -1),

@@ -28,7 +28,8 @@ def _collect(df):
 def test_matches_brute_force(spark, v, k, block_bytes):
     rng = np.random.default_rng(0)
     m = rng.normal(size=(v, 8)).astype(np.float32)
-    got = _collect(top_k_similar(spark, m, k=k, block_bytes=block_bytes, partitions=2))
+    got = _collect(top_k_similar(spark, m, k=k, block_bytes=block_bytes, partitions=2,
+                                   search="exact"))
     want = _brute(m, min(k, v - 1))
     assert sorted(got) == list(range(v))
     for i, (idx, scores) in enumerate(want):
@@ -43,8 +44,10 @@ def test_many_blocks_give_same_answer_as_one(spark):
     rng = np.random.default_rng(1)
     m = rng.normal(size=(300, 4)).astype(np.float32)
     assert block_rows(300, 4 * 300 * 16) == 16
-    small = _collect(top_k_similar(spark, m, k=3, block_bytes=4 * 300 * 16, partitions=3))
-    big = _collect(top_k_similar(spark, m, k=3, block_bytes=1 << 30, partitions=1))
+    small = _collect(top_k_similar(spark, m, k=3, block_bytes=4 * 300 * 16, partitions=3,
+                                     search="exact"))
+    big = _collect(top_k_similar(spark, m, k=3, block_bytes=1 << 30, partitions=1,
+                                   search="exact"))
     assert small == big
 
 
@@ -65,7 +68,8 @@ def test_zero_vectors_do_not_break_normalisation():
 
 def test_queries_subset_and_item_ids(spark):
     m = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
-    pairs = top_k_similar(spark, m, k=1, block_bytes=1 << 20, queries=np.array([0, 2]))
+    pairs = top_k_similar(spark, m, k=1, block_bytes=1 << 20, partitions=0, search="exact",
+                          queries=np.array([0, 2]))
     vocab = spark.createDataFrame([("a", 0, 9), ("b", 1, 8), ("c", 2, 7), ("d", 3, 6)],
                                   "item_id string, item_index int, frequency long")
     rows = sorted(tuple(r)[:3] for r in with_item_ids(pairs, vocab).collect())

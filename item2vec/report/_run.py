@@ -1,12 +1,14 @@
 """Helpers shared by the report modules: reading a run directory and joining item metadata.
 
-Kept separate from ``__init__`` so the submodules can import it without an import cycle.
+Kept separate from ``__init__`` so the submodules can import it without an import cycle. Run
+directories and item files may be local paths, URIs or :class:`item2vec.reader.FsPath`
+locations: every read goes through :mod:`item2vec.reader`.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,9 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
-from item2vec.reader import check_run_dir, read_table
+from item2vec.reader import read_run_manifest, read_table, resolve
 
 EXTRA_HINT = "install the report extra: pip install '.[report]'"
 META_COLUMNS = ("title", "category")
@@ -34,10 +37,7 @@ def require(module: str) -> ModuleType:
 
 def load_manifest(run_dir: str | Path) -> dict[str, Any]:
     """manifest.json of a run directory (which must carry ``_SUCCESS``)."""
-    path = check_run_dir(run_dir) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no manifest.json in {path.parent}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_run_manifest(run_dir)
 
 
 def top_vectors(run_dir: str | Path, top_n: int) -> tuple[pa.Table, np.ndarray]:
@@ -76,19 +76,23 @@ def load_items(
     CSV ids are read as strings so ids like ``"007"`` survive; pass ``id_type`` (or let the report
     functions do it) to cast them to the run's item_id type. Other columns are dropped.
     """
-    source = Path(path)
-    if not source.exists():
+    source = os.fspath(path)
+    fs, where = resolve(source)
+    kind = fs.get_file_info(where).type
+    if kind == pafs.FileType.NotFound:
         raise FileNotFoundError(f"items file not found: {source}")
-    if source.is_file() and source.name.lower().endswith(_CSV_SUFFIXES):
-        delimiter = "\t" if ".tsv" in source.name.lower() else ","
+    name = where.rsplit("/", 1)[-1].lower()
+    if kind == pafs.FileType.File and name.endswith(_CSV_SUFFIXES):
+        delimiter = "\t" if ".tsv" in name else ","
         types = {name: pa.string() for name in (item_col, *META_COLUMNS)}
-        table = pacsv.read_csv(
-            source,
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(column_types=types),
-        )
+        with fs.open_input_stream(where, compression="detect") as stream:
+            table = pacsv.read_csv(
+                stream,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(column_types=types),
+            )
     else:
-        table = pq.read_table(source)
+        table = ds.dataset(where, filesystem=fs, format="parquet").to_table()
     if item_col not in table.column_names:
         raise ValueError(
             f"items {source}: no column {item_col!r} (columns: {', '.join(table.column_names)})"

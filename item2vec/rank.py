@@ -1,0 +1,453 @@
+"""Ranking similar items: co-occurrence evidence and embedding cosine, ranked together.
+
+Why a hybrid: on real logs the embedding alone predicts the next item worse than plain
+co-occurrence counts (direct transitions dominate, and items below min_count get no vector),
+while the embedding places items whose counts are thin. Mixing both evidences beats each
+(Vasile et al., RecSys 2016), but the best mix differs by log, so the weights can be chosen per
+run on a validation slice of the training sessions (see ``grid_metrics``).
+
+Per item i, the candidates are its ``candidates`` embedding neighbours plus its strongest
+co-occurrence partners (up to ``partners`` by symmetric co-occurrence and as many by forward
+transitions, within ``window`` positions). Each candidate j carries three features:
+
+- symmetric co-occurrence: times i and j occurred at most ``window`` positions apart (either
+  order), divided by the largest such count among i's partners;
+- forward transitions: occurrences of j after i within ``window`` positions weighted
+  1 / distance (sequential rules), divided by the largest among i's partners;
+- cosine: the embedding cosine (none when either item has no vector; counts as 0).
+
+and the score is ``weights . features``. Normalising per item makes the weights comparable
+across items and logs: an item's best partner scores 1 whether it was seen 3 times or 30,000.
+Ties go to the higher cosine, then to the smaller item id. The same pass also ranks the
+reference lists the evaluation compares with: the embedding alone, item co-occurrence kNN and
+sequential rules.
+
+Everything per item runs in one vectorised numpy pass per Arrow batch (``rank_batch``), fed by
+one Spark aggregation of the evidence per item (``rank_items``): items are integer keys of the
+run's catalogue, the vectors and lookup arrays come from broadcasts, and the embedding
+neighbours are searched in the same task (item2vec.similar.Searcher), so no candidate pair is
+joined or shuffled on its way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from pyspark.broadcast import Broadcast
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from item2vec.cooccurrence import BWD, FWD, OTHER
+from item2vec.events import ITEM
+from item2vec.similar import Searcher
+
+SIMILAR_ITEM, RANK, SCORE, COSINE, COOCCURRENCE, MODEL = (
+    "similar_item_id", "rank", "score", "cosine", "cooccurrence", "model")
+SYM_N, FWD_N = "sym_n", "fwd_n"
+MODES = ("hybrid", "embedding", "cooccurrence")
+# Model codes of the rows rank_batch emits (the published list and the reference lists).
+LIST_MODELS = ("published", "embedding", "cooc_knn", "sequential_rules")
+# The cosine a missing vector counts as when breaking ties (below every real cosine).
+_NO_COSINE = -2.0
+
+LISTS_SCHEMA = (f"{MODEL} tinyint, {ITEM} int, {RANK} int, {OTHER} int, {SCORE} float, "
+                f"{COSINE} float, {COOCCURRENCE} bigint")
+NEXTS = "nexts"  # the true next items of a query item's validation pairs
+GRID_SUMS = ("pairs", "hits", "rr", "gain")
+GRID_SCHEMA = "g int, pairs double, hits double, rr double, gain double"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Weights of the hybrid score: symmetric co-occurrence, forward transitions, cosine."""
+
+    cooccurrence: float
+    forward: float
+    cosine: float
+
+    def as_list(self) -> list[float]:
+        return [self.cooccurrence, self.forward, self.cosine]
+
+
+def mode_weights(mode: str, weights: Weights) -> Weights:
+    """The weights a mode ranks items that have a vector with (items without one always use the
+    co-occurrence part: nothing else is known about them)."""
+    if mode == "embedding":
+        return Weights(0.0, 0.0, 1.0)
+    if mode == "cooccurrence":
+        return Weights(weights.cooccurrence, weights.forward, 0.0)
+    return weights
+
+
+@dataclass(frozen=True)
+class Params:
+    """What rank_batch needs besides the data (plain values, pickled into the tasks)."""
+
+    k: int  # rows per item (vocabulary items: at most vocab_rows - 1)
+    candidates: int  # embedding neighbours per item
+    partners: int  # strongest partners per evidence
+    window: int  # co-occurrence window of the hybrid evidence
+    weights: Weights
+    mode: str
+    references: bool  # also rank the reference lists
+    ref_k: int = 20
+    grid: tuple[Weights, ...] = ()  # weight mixes scored by output="grid"
+    cooc_window: int = 3
+    cooc_alpha: float = 0.5
+    cooc_lambda: float = 20.0
+    rules_window: int = 3
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """Per-run arrays indexed by catalogue key, broadcast to the rank tasks.
+
+    ``row_of_key``: matrix row of each vocabulary key (-1: no vector); keys beyond it have no
+    vector. ``key_of_row``: the inverse. ``id_rank``: position of each key in item-id order
+    (ties go to the smaller id). ``frequency``: training occurrences of each key.
+    """
+
+    row_of_key: np.ndarray
+    key_of_row: np.ndarray
+    id_rank: np.ndarray
+    frequency: np.ndarray
+
+
+# -- the vectorised core ---------------------------------------------------------------------
+def _segment_max(values: np.ndarray, seg: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.float64)
+    np.maximum.at(out, seg, values)
+    return out
+
+
+def _first_per_segment(seg: np.ndarray, order: np.ndarray, limit: np.ndarray | int,
+                       n: int) -> np.ndarray:
+    """Positions (into the unsorted arrays) of the first ``limit`` entries of each segment in
+    ``order`` (which must be sorted by segment first)."""
+    s = seg[order]
+    counts = np.bincount(s, minlength=n)
+    starts = np.cumsum(counts) - counts
+    pos = np.arange(len(order)) - starts[s]
+    lim = limit if np.isscalar(limit) else np.asarray(limit)[s]
+    return order[pos < lim]
+
+
+def _within(arrays: np.ndarray, window: int) -> np.ndarray:
+    return arrays[:, :window].sum(axis=1)
+
+
+def _forward(fwd: np.ndarray, window: int) -> np.ndarray:
+    return (fwd[:, :window] / np.arange(1, window + 1, dtype=np.float64)).sum(axis=1)
+
+
+@dataclass
+class Batch:
+    """One Arrow batch of grouped evidence as numpy: query keys and their partners."""
+
+    keys: np.ndarray  # (B,) int64 catalogue keys of the query items
+    seg: np.ndarray  # (P,) position in ``keys`` of each partner row
+    other: np.ndarray  # (P,) partner keys
+    fwd: np.ndarray  # (P, W) times the partner came d positions after the item
+    bwd: np.ndarray  # (P, W) ... before
+    pair_seg: np.ndarray | None = None  # validation pairs: position of their prev item ...
+    pair_next: np.ndarray | None = None  # ... and the key of the true next item
+
+    @classmethod
+    def from_arrow(cls, batch: pa.RecordBatch) -> Batch:
+        keys = batch.column(ITEM).to_numpy().astype(np.int64)
+        lists = batch.column("p")
+        offsets = lists.offsets.to_numpy()
+        counts = np.diff(offsets)
+        flat = lists.values.slice(offsets[0], offsets[-1] - offsets[0]) \
+            if len(lists) else lists.values
+        fields = dict(zip([f.name for f in flat.type], flat.flatten(), strict=True))
+        other = fields[OTHER].to_numpy(zero_copy_only=False).astype(np.int64)
+
+        def matrix(name: str) -> np.ndarray:
+            values = fields[name].flatten().to_numpy(zero_copy_only=False)
+            width = len(values) // len(other) if len(other) else 1
+            return values.astype(np.float64).reshape(len(other), width)
+
+        pair_seg = pair_next = None
+        if NEXTS in batch.schema.names:
+            nexts = batch.column(NEXTS)
+            n_off = nexts.offsets.to_numpy()
+            pair_seg = np.repeat(np.arange(len(keys)), np.diff(n_off))
+            pair_next = nexts.values.slice(n_off[0], n_off[-1] - n_off[0]).to_numpy(
+                zero_copy_only=False).astype(np.int64)
+        return cls(keys, np.repeat(np.arange(len(keys)), counts), other, matrix(FWD),
+                   matrix(BWD), pair_seg, pair_next)
+
+
+def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params: Params,
+               *, output: str = "lists") -> dict[str, np.ndarray]:
+    """Rank one batch: the published list (and the reference lists) of every query item, or
+    (``output="candidates"``) every candidate with its normalised features.
+
+    Returns column arrays; see LISTS_SCHEMA / CANDIDATES_SCHEMA (keys are catalogue keys,
+    cosine NaN = none).
+    """
+    n = len(batch.keys)
+    seg, other = batch.seg, batch.other
+    near = _within(batch.fwd, params.window) + _within(batch.bwd, params.window)
+    fwd = _forward(batch.fwd, params.window)
+    rank_of = lookups.id_rank
+    vocab_keys = len(lookups.row_of_key)
+
+    def row(keys: np.ndarray) -> np.ndarray:
+        inside = keys < vocab_keys
+        out = np.full(len(keys), -1, dtype=np.int64)
+        out[inside] = lookups.row_of_key[keys[inside]]
+        return out
+
+    # strongest partners by each evidence (partners with evidence in the window only)
+    def strongest(value: np.ndarray) -> np.ndarray:
+        ok = np.flatnonzero(value > 0)
+        order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
+        return _first_per_segment(seg, order, params.partners, n)
+
+    picked = np.union1d(strongest(near), strongest(fwd))
+    near_max = _segment_max(near, seg, n)
+    fwd_max = _segment_max(fwd, seg, n)
+    # embedding neighbours of the query items that have a vector
+    qrow = row(batch.keys)
+    has_vector = qrow >= 0
+    e_seg = np.zeros(0, dtype=np.int64)
+    e_other = np.zeros(0, dtype=np.int64)
+    e_cos = np.zeros(0, dtype=np.float64)
+    vectors = None
+    if searcher is not None and searcher.k > 0 and has_vector.any():
+        vectors = searcher.vectors
+        with_vec = np.flatnonzero(has_vector)
+        idx_parts, cos_parts = [], []
+        for start in range(0, len(with_vec), searcher.rows):
+            idx, vals = searcher.search(qrow[with_vec[start:start + searcher.rows]])
+            idx_parts.append(idx)
+            cos_parts.append(vals)
+        idx = np.concatenate(idx_parts)
+        e_seg = np.repeat(with_vec, idx.shape[1])
+        e_other = lookups.key_of_row[idx.ravel()].astype(np.int64)
+        e_cos = np.concatenate(cos_parts).ravel().astype(np.float64)
+    # features of embedding candidates from their evidence (0 when they never co-occurred)
+    span = np.int64(max(int(lookups.id_rank.shape[0]), 1))
+    p_code = seg * span + other
+    order = np.argsort(p_code, kind="stable")
+    e_code = e_seg * span + e_other
+    at = np.searchsorted(p_code[order], e_code)
+    found = at < len(order)
+    found[found] = p_code[order][at[found]] == e_code[found]
+    e_near = np.zeros(len(e_code))
+    e_fwd = np.zeros(len(e_code))
+    e_near[found] = near[order[at[found]]]
+    e_fwd[found] = fwd[order[at[found]]]
+    # cosines of the partner candidates that have a vector on both sides
+    p_seg, p_other = seg[picked], other[picked]
+    p_cos = np.full(len(picked), np.nan)
+    if vectors is not None:
+        a, b = qrow[p_seg], row(p_other)
+        ok = (a >= 0) & (b >= 0)
+        p_cos[ok] = np.einsum("ij,ij->i", vectors[a[ok]], vectors[b[ok]])
+    # the union of both candidate sets, each pair once
+    c_seg = np.concatenate([e_seg, p_seg])
+    c_other = np.concatenate([e_other, p_other])
+    c_near = np.concatenate([e_near, near[picked]])
+    c_fwd = np.concatenate([e_fwd, fwd[picked]])
+    c_cos = np.concatenate([e_cos, p_cos])
+    c_emb = np.concatenate([np.ones(len(e_seg), bool), np.zeros(len(p_seg), bool)])
+    _, first = np.unique(c_seg * span + c_other, return_index=True)
+    c_seg, c_other, c_near, c_fwd, c_cos, c_emb = (
+        x[first] for x in (c_seg, c_other, c_near, c_fwd, c_cos, c_emb))
+    sym_n = np.divide(c_near, near_max[c_seg], out=np.zeros(len(c_seg)),
+                      where=near_max[c_seg] > 0)
+    fwd_n = np.divide(c_fwd, fwd_max[c_seg], out=np.zeros(len(c_seg)),
+                      where=fwd_max[c_seg] > 0)
+    if output == "grid":
+        return _grid(batch, c_seg, c_other, sym_n, fwd_n, c_cos, rank_of, span, params)
+
+    w = mode_weights(params.mode, params.weights)
+    cos0 = np.nan_to_num(c_cos, nan=0.0)
+    score = w.cooccurrence * sym_n + w.forward * fwd_n + w.cosine * cos0
+    vec_q = has_vector[c_seg]
+    if params.mode == "embedding":  # vector items: their neighbours by cosine only
+        fallback = params.weights
+        score = np.where(vec_q, score, fallback.cooccurrence * sym_n + fallback.forward * fwd_n)
+        keep = ~vec_q | c_emb
+        c_seg, c_other, c_near, c_cos, score = (x[keep] for x in (c_seg, c_other, c_near,
+                                                                   c_cos, score))
+    score32 = score.astype(np.float32)
+    tie = np.nan_to_num(c_cos, nan=_NO_COSINE)
+    order = np.lexsort((rank_of[c_other], -tie, -score32, c_seg))
+    per_item = np.where(has_vector, min(params.k, max(len(lookups.key_of_row) - 1, 0)),
+                        params.k)
+    top = _first_per_segment(c_seg, order, per_item, n)
+    out = _emit(0, batch.keys, c_seg[top], c_other[top], score32[top], c_cos[top],
+                c_near[top].astype(np.int64))
+    if not params.references:
+        return out
+    parts = [out]
+    # the embedding alone: the first ref_k neighbours by cosine
+    e_top = np.flatnonzero(np.tile(np.arange(searcher.k if searcher else 0) < params.ref_k,
+                                   int(has_vector.sum())))
+    if len(e_seg):
+        e_near_s = e_near[e_top].astype(np.int64)
+        parts.append(_emit(1, batch.keys, e_seg[e_top], e_other[e_top],
+                           e_cos[e_top].astype(np.float32), e_cos[e_top], e_near_s))
+    # item co-occurrence kNN and sequential rules, over every partner
+    freq = lookups.frequency.astype(np.float64)
+    lam, alpha = params.cooc_lambda, params.cooc_alpha
+    co_w = _within(batch.fwd, params.cooc_window) + _within(batch.bwd, params.cooc_window)
+    knn = co_w / ((freq[batch.keys[seg]] + lam) ** alpha * (freq[other] + lam) ** (1 - alpha))
+    rules = _forward(batch.fwd, params.rules_window)
+    for code, value in ((2, knn), (3, rules)):
+        ok = np.flatnonzero(value > 0)
+        order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
+        top = _first_per_segment(seg, order, params.ref_k, n)
+        parts.append(_emit(code, batch.keys, seg[top], other[top],
+                           value[top].astype(np.float32), np.full(len(top), np.nan),
+                           near[top].astype(np.int64)))
+    return {name: np.concatenate([p[name] for p in parts]) for name in out}
+
+
+def _grid(batch: Batch, c_seg: np.ndarray, c_other: np.ndarray, sym_n: np.ndarray,
+          fwd_n: np.ndarray, c_cos: np.ndarray, rank_of: np.ndarray, span: np.int64,
+          params: Params) -> dict[str, np.ndarray]:
+    """Sums of hits, reciprocal ranks and NDCG gains at ``params.k`` of every weight mix in
+    ``params.grid`` on the batch's validation pairs: the rank of the true next item is 1 + the
+    candidates of its prev item that beat it (higher score, then higher cosine, then smaller
+    id: rank_batch's order)."""
+    assert batch.pair_seg is not None and batch.pair_next is not None
+    order = np.lexsort((c_other, c_seg))
+    c_seg, c_other, sym_n, fwd_n, c_cos = (x[order] for x in (c_seg, c_other, sym_n, fwd_n,
+                                                              c_cos))
+    n = len(batch.keys)
+    counts = np.bincount(c_seg, minlength=n)
+    starts = np.cumsum(counts) - counts
+    code = c_seg * span + c_other
+    want = batch.pair_seg * span + batch.pair_next
+    at = np.minimum(np.searchsorted(code, want), max(len(code) - 1, 0))
+    found = (len(code) > 0) & (code[at] == want) if len(code) else np.zeros(len(want), bool)
+    # every (pair, candidate of its prev item) combination, pair by pair
+    sizes = counts[batch.pair_seg]
+    pair_of = np.repeat(np.arange(len(want)), sizes)
+    cand = np.repeat(starts[batch.pair_seg] - np.cumsum(sizes) + sizes, sizes) \
+        + np.arange(int(sizes.sum()))
+    tie = np.nan_to_num(c_cos, nan=_NO_COSINE)
+    ids = rank_of[c_other]
+    cos0 = np.nan_to_num(c_cos, nan=0.0)
+    out = {name: np.zeros(len(params.grid)) for name in GRID_SUMS}
+    out["pairs"] += len(want)
+    for g, w in enumerate(params.grid):
+        score = (w.cooccurrence * sym_n + w.forward * fwd_n + w.cosine * cos0).astype(np.float32)
+        t = at[pair_of]
+        beat = (score[cand] > score[t]) | ((score[cand] == score[t]) & (
+            (tie[cand] > tie[t]) | ((tie[cand] == tie[t]) & (ids[cand] < ids[t]))))
+        rank = np.bincount(pair_of, weights=beat, minlength=len(want)) + 1
+        hit = found & (rank <= params.k)
+        out["hits"][g] = hit.sum()
+        out["rr"][g] = (1.0 / rank)[hit].sum()
+        out["gain"][g] = (1.0 / np.log2(rank + 1))[hit].sum()
+    return {"g": np.arange(len(params.grid), dtype=np.int32), **out}
+
+
+def _emit(code: int, keys: np.ndarray, seg: np.ndarray, other: np.ndarray, score: np.ndarray,
+          cos: np.ndarray, near: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows of one list model, ranks 1.. per item in the given (sorted) order."""
+    if len(seg):
+        starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+        rank = np.arange(len(seg)) - np.repeat(starts, np.diff(np.r_[starts, len(seg)])) + 1
+    else:
+        rank = np.zeros(0, dtype=np.int64)
+    return {MODEL: np.full(len(seg), code, dtype=np.int8), ITEM: keys[seg].astype(np.int32),
+            RANK: rank.astype(np.int32), OTHER: other.astype(np.int32),
+            SCORE: score.astype(np.float32), COSINE: cos.astype(np.float32),
+            COOCCURRENCE: near}
+
+
+def _to_arrow(cols: dict[str, np.ndarray], schema: T.StructType) -> pa.RecordBatch:
+    arrays = []
+    for field in schema.fields:
+        values = cols[field.name]
+        if field.name == COSINE:
+            arrays.append(pa.array(values, pa.float32(), mask=np.isnan(values)))
+        else:
+            arrays.append(pa.array(values))
+    return pa.RecordBatch.from_arrays(arrays, names=schema.fieldNames())
+
+
+# -- Spark -----------------------------------------------------------------------------------
+def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | None,
+               lookups: Broadcast, params: Params, pairs: DataFrame | None = None) -> DataFrame:
+    """Rank every item of ``evidence`` (item_id, other_id, fwd, bwd keyed by catalogue keys)
+    and of ``items`` (item_id keys that need a list even without evidence, e.g. the
+    vocabulary): one aggregation of the evidence per item, then ``rank_batch`` per Arrow
+    batch. ``lookups`` broadcasts a Lookups.
+
+    With validation ``pairs`` (prev_item, next_item keys) the result is instead the sums of
+    ``grid_sums`` per weight mix of ``params.grid`` (GRID_SCHEMA), one row per mix and task.
+    """
+    partner = T.StructType([T.StructField(OTHER, T.IntegerType()),
+                            T.StructField(FWD, T.ArrayType(T.LongType())),
+                            T.StructField(BWD, T.ArrayType(T.LongType()))])
+    none_p, none_n = F.lit(None).cast(partner), F.lit(None).cast("int")
+    rows = evidence.select(F.col(ITEM).cast("int").alias(ITEM), F.struct(
+        F.col(OTHER).cast("int").alias(OTHER), F.col(FWD).cast("array<bigint>").alias(FWD),
+        F.col(BWD).cast("array<bigint>").alias(BWD)).alias("p"), none_n.alias("n"))
+    rows = rows.unionByName(items.select(F.col(ITEM).cast("int").alias(ITEM), none_p.alias("p"),
+                                         none_n.alias("n")))
+    aggs = [F.collect_list("p").alias("p")]
+    if pairs is not None:
+        rows = rows.unionByName(pairs.select(F.col("prev_item").cast("int").alias(ITEM),
+                                             none_p.alias("p"),
+                                             F.col("next_item").cast("int").alias("n")))
+        aggs.append(F.collect_list("n").alias(NEXTS))
+    grouped = rows.groupBy(ITEM).agg(*aggs)
+    output = "grid" if pairs is not None else "lists"
+    schema = T._parse_datatype_string(GRID_SCHEMA if pairs is not None else LISTS_SCHEMA)
+
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        found = searcher.open() if searcher is not None else None
+        look = lookups.value
+        for batch in batches:
+            if batch.num_rows:
+                cols = rank_batch(Batch.from_arrow(batch), found, look, params, output=output)
+                yield _to_arrow(cols, schema)
+
+    return grouped.mapInArrow(task, schema)
+
+
+def grid_metrics(cands_sums: DataFrame, grid: Sequence[Weights], *,
+                 k: int) -> list[dict[str, float]]:
+    """HR@k, MRR@k and NDCG@k of every weight mix, from rank_items(..., pairs=...) sums."""
+    rows = cands_sums.groupBy("g").agg(*[F.sum(c).alias(c) for c in GRID_SUMS]).collect()
+    by_g = {r["g"]: r for r in rows}
+    out = []
+    for g, w in enumerate(grid):
+        r = by_g.get(g)
+        n = float(r["pairs"]) if r else 0.0
+        out.append({"weights": w.as_list(), "pairs": int(n),
+                    f"hr@{k}": r["hits"] / n if n else 0.0,
+                    f"mrr@{k}": r["rr"] / n if n else 0.0,
+                    f"ndcg@{k}": r["gain"] / n if n else 0.0})
+    return out
+
+
+def model_name(code: Column) -> Column:
+    """The list model's name from rank_batch's code."""
+    return F.element_at(F.array(*[F.lit(m) for m in LIST_MODELS]), code.cast("int") + 1)
+
+
+# -- choosing weights ------------------------------------------------------------------------
+def weight_grid(default: Weights, *, mode: str = "hybrid") -> list[Weights]:
+    """The mixes tried per run: the co-occurrence share split between symmetric and forward
+    evidence, times a range of cosine weights (none in "cooccurrence" mode), plus the
+    configured default, tried first (it wins ties)."""
+    cosines = (0.0,) if mode == "cooccurrence" else (0.0, 0.02, 0.05, 0.1, 0.2, 0.5)
+    grid = [Weights(s, 1.0 - s, c) for s in (0.0, 0.25, 0.5, 0.75, 1.0) for c in cosines]
+    if mode != "cooccurrence":
+        grid.append(Weights(0.0, 0.0, 1.0))
+    default = mode_weights(mode, default)
+    return [default] + [w for w in grid if w != default]

@@ -1,0 +1,177 @@
+"""Hybrid ranking on hand-made sessions: exact lists for window, direction, normalisation, ties,
+modes, items without a vector, the reference lists and the validation grid."""
+
+import numpy as np
+import pytest
+
+from item2vec import cooccurrence as co
+from item2vec import rank
+from item2vec.rank import Lookups, Params, Weights
+from item2vec.similar import Searcher
+
+# Catalogue keys (by frequency in a real run; any order works here) and item vectors.
+KEYS = {"a": 0, "b": 1, "c": 2, "d": 3, "x": 4}
+VECTORS = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]], dtype=np.float32)
+SESSIONS = [["a", "b"], ["a", "b"], ["a", "b"], ["c", "a"], ["c", "a"], ["c", "a", "x"],
+            ["d", "x", "c"]]
+
+
+DEFAULT = Weights(1.0, 1.0, 0.05)
+
+
+def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
+        mode="hybrid", k=3, window=1, candidates=3, partners=10, pairs=None, grid=(),
+        references=False):
+    """rank_items on ``sessions`` (lists of ids): returns {(model, id): [(other, score, cos,
+    cooc), ...]} in rank order, or the grid metrics when ``pairs`` are given."""
+    names = {v: n for n, v in keys.items()}
+    keyed = spark.createDataFrame([(i, [keys[x] for x in s]) for i, s in enumerate(sessions)],
+                                  "session_id long, keys array<int>")
+    ev = co.pair_evidence(keyed, max_distance=3, items="keys")
+    by_id = sorted(keys, key=str)
+    lookups = Lookups(row_of_key=np.arange(len(vectors), dtype=np.int32),
+                      key_of_row=np.arange(len(vectors), dtype=np.int32),
+                      id_rank=np.array([by_id.index(names[i]) for i in range(len(keys))],
+                                       dtype=np.int32),
+                      frequency=np.array([sum(s.count(names[i]) for s in sessions)
+                                          for i in range(len(keys))], dtype=np.int64))
+    searcher = Searcher(spark, vectors, k=candidates, block_bytes=1 << 20, search="exact")
+    params = Params(k=k, candidates=candidates, partners=partners, window=window,
+                    weights=weights, mode=mode, references=references, ref_k=k,
+                    grid=tuple(grid), cooc_window=window, cooc_alpha=0.5, cooc_lambda=0.0,
+                    rules_window=window)
+    items = spark.createDataFrame([(i,) for i in range(len(vectors))], "item_id int")
+    bc = spark.sparkContext.broadcast(lookups)
+    if pairs is not None:
+        p = spark.createDataFrame([(keys[a], keys[b]) for a, b in pairs],
+                                  "prev_item int, next_item int")
+        sums = rank.rank_items(ev, items, searcher=searcher, lookups=bc, params=params, pairs=p)
+        return rank.grid_metrics(sums, list(grid), k=k)
+    rows = rank.rank_items(ev, items, searcher=searcher, lookups=bc, params=params)
+    out: dict = {}
+    for r in rows.orderBy("model", "item_id", "rank").collect():
+        out.setdefault((rank.LIST_MODELS[r.model], names[r.item_id]), []).append(
+            (names[r.other_id], r.score, r.cosine, r.cooccurrence))
+    return out
+
+
+def ids(rows):
+    return [o for o, *_ in rows]
+
+
+def test_features_are_normalised_per_item_and_scored(spark):
+    got = run(spark, SESSIONS, weights=Weights(1.0, 1.0, 0.5))[("published", "a")]
+    # window 1: a-b 3 times (a before b), a-c 3 times (c before a), a-x once (x after a);
+    # b: sym 1 + fwd 1 + 0.5 x 0.8; c: sym 1 + fwd 0 + 0; x: 1/3 + 1/3 (no cosine)
+    assert ids(got) == ["b", "c", "x"]
+    (_, sb, cb, nb), (_, sc, cc, nc), (_, sx, cx, nx) = got
+    assert sb == pytest.approx(2.4) and cb == pytest.approx(0.8) and nb == 3
+    assert sc == pytest.approx(1.0) and cc == pytest.approx(0.0) and nc == 3
+    assert sx == pytest.approx(2 / 3) and cx is None and nx == 1
+
+
+def test_window_limits_the_evidence(spark):
+    narrow = run(spark, SESSIONS, window=1, weights=Weights(1.0, 0.0, 0.0))
+    wide = run(spark, SESSIONS, window=2, weights=Weights(1.0, 0.0, 0.0))
+    # d and c are 2 positions apart: only the wide window sees them together (c is one of d's
+    # embedding neighbours, so both lists show it)
+    assert {o: n for o, _, _, n in wide[("published", "d")]}["c"] == 1
+    assert {o: n for o, _, _, n in narrow[("published", "d")]}["c"] == 0
+
+
+@pytest.mark.parametrize(("weights", "expected"), [
+    (Weights(1.0, 0.0, 0.0), ["b", "c", "x"]),  # symmetric: b and c tie, b has the cosine
+    (Weights(0.0, 1.0, 0.0), ["b", "x", "c"]),  # forward: only b and x follow a
+    (Weights(0.0, 0.0, 1.0), ["b", "c", "x"]),  # cosine: x has none (0, last among ties)
+    (Weights(1.0, 0.0, 2.0), ["b", "c", "x"]),
+])
+def test_weights_decide_the_order(spark, weights, expected):
+    got = run(spark, SESSIONS, weights=weights, k=4)
+    assert ids(got[("published", "a")]) == expected  # vocabulary: min(k, V - 1) = 3 rows
+
+
+def test_items_without_vector_are_ranked_by_cooccurrence(spark):
+    got = run(spark, SESSIONS, weights=Weights(1.0, 1.0, 0.5), k=5)
+    x = got[("published", "x")]
+    # x co-occurs once with a (before it), d (before it) and c (after it): c leads on forward,
+    # a and d tie and go by id
+    assert ids(x) == ["c", "a", "d"] and all(cos is None for _, _, cos, _ in x)
+    sizes = {item: len(rows) for (model, item), rows in got.items() if model == "published"}
+    assert sizes == {"a": 3, "b": 3, "c": 3, "d": 3, "x": 3}  # vocabulary: V - 1 = 3
+    two = run(spark, SESSIONS, k=2)
+    assert {i: len(r) for (m, i), r in two.items() if m == "published"} == {
+        "a": 2, "b": 2, "c": 2, "d": 2, "x": 2}
+
+
+def test_ties_go_to_higher_cosine_then_smaller_id(spark):
+    keys = {"a": 0, "c": 1, "d": 2, "e": 3, "z": 4, "y": 5}  # y has the larger key, smaller id
+    vectors = np.array([[1, 0], [0, 1], [-1, 0], [-0.6, -0.8]], dtype=np.float32)
+    sessions = [["a", "d"], ["a", "c"], ["y", "a"], ["z", "a"]]
+    got = run(spark, sessions, keys=keys, vectors=vectors, weights=Weights(1.0, 0.0, 0.0),
+              k=3)
+    # c, d, y, z all co-occur once with a; e is only an embedding neighbour (score 0):
+    # c (cosine 0) before d (-1), then y before z by id although z has the smaller key
+    assert ids(got[("published", "a")]) == ["c", "d", "y"]
+
+
+def test_embedding_mode_ranks_vector_items_by_cosine_only(spark):
+    got = run(spark, SESSIONS, mode="embedding", weights=Weights(1.0, 1.0, 0.05))
+    a = got[("published", "a")]
+    assert ids(a) == ["b", "c", "d"]  # cosines 0.8, 0, -1; x co-occurs but is no neighbour
+    assert all(score == pytest.approx(cos) for _, score, cos, _ in a)
+    assert [n for *_, n in a] == [3, 3, 0]
+    assert ids(got[("published", "x")]) == ["c", "a", "d"]  # no vector: co-occurrence
+
+
+def test_cooccurrence_mode_uses_the_cosine_for_ties_only(spark):
+    got = run(spark, SESSIONS, mode="cooccurrence", weights=Weights(0.0, 1.0, 5.0))
+    assert ids(got[("published", "a")]) == ["b", "x", "c"]  # c ahead of d by cosine
+
+
+def test_reference_lists(spark):
+    sessions = [["a", "b", "c"], ["a", "b"], ["c", "d"]]
+    got = run(spark, sessions, references=True, k=5, window=1)
+    # item-kNN, window 1: a: co(a,b) = 2; c: co(c,b) = 1 / sqrt(2 x 2), co(c,d) = 1 / sqrt(2 x 1)
+    assert ids(got[("cooc_knn", "a")]) == ["b"]
+    assert ids(got[("cooc_knn", "c")]) == ["d", "b"]
+    assert got[("cooc_knn", "c")][0][1] == pytest.approx(1 / np.sqrt(2))
+    # sequential rules, window 1: b follows a twice; nothing follows d
+    assert [(o, s) for o, s, *_ in got[("sequential_rules", "a")]] == [("b", 2.0)]
+    assert ("sequential_rules", "d") not in got
+    # embedding alone: every vector item's neighbours by cosine
+    assert ids(got[("embedding", "a")]) == ["b", "c", "d"]
+
+
+def test_sequential_rules_weigh_one_over_distance(spark):
+    sessions = [["a", "b", "c"], ["a", "c"], ["c", "a"]]
+    got = run(spark, sessions, references=True, k=3, window=2)
+    # a: c after a at distance 2 (0.5) and 1 (1.0) = 1.5; b after a at 1 = 1.0
+    assert [(o, s) for o, s, *_ in got[("sequential_rules", "a")]] == [("c", 1.5), ("b", 1.0)]
+    assert [(o, s) for o, s, *_ in got[("sequential_rules", "c")]] == [("a", 1.0)]
+
+
+def test_grid_metrics_rank_the_true_next_item(spark):
+    grid = [Weights(0.0, 1.0, 0.0), Weights(1.0, 0.0, 0.0)]
+    pairs = [("a", "x"), ("a", "c"), ("a", "d")]
+    got = run(spark, SESSIONS, pairs=pairs, grid=grid, k=2, candidates=2)
+    # a's candidates: b, c (embedding), b, c, x (partners). forward: b, x, c -> x at 2;
+    # symmetric: b, c, x -> c at 2; d is no candidate: a miss for every mix
+    assert got[0]["pairs"] == 3
+    assert got[0]["hr@2"] == pytest.approx(1 / 3) and got[0]["mrr@2"] == pytest.approx(0.5 / 3)
+    assert got[1]["hr@2"] == pytest.approx(1 / 3) and got[1]["mrr@2"] == pytest.approx(0.5 / 3)
+    wide = run(spark, SESSIONS, pairs=pairs, grid=grid, k=3, candidates=2)
+    assert wide[0]["hr@3"] == pytest.approx(2 / 3)
+    assert wide[0]["ndcg@3"] == pytest.approx((1 / np.log2(3) + 1 / np.log2(4)) / 3)
+
+
+def test_rank_items_keeps_every_vocabulary_item(spark):
+    got = run(spark, [["a", "b"]], k=2)  # c and d never occur: embedding neighbours only
+    assert {i for (m, i) in got if m == "published"} == {"a", "b", "c", "d"}
+    assert all(n == 0 for *_, n in got[("published", "c")])
+
+
+def test_weight_grid_tries_the_default_first():
+    default = Weights(0.3, 0.7, 0.04)
+    grid = rank.weight_grid(default)
+    assert grid[0] == default and len(set(grid)) == len(grid)
+    assert Weights(0.0, 0.0, 1.0) in grid
