@@ -4,105 +4,48 @@
     .venv/bin/python -m bench.bench_e2e --sizes 10000000 --eval on
     .venv/bin/python -m bench.bench_e2e --set train.num_partitions=2 --driver-memory 3g
 
-RSS is sampled every 0.5 s over the whole process tree started by spark-submit.sh (the JVM,
-the Python driver, the PySpark daemon and its forked workers), summed; shared pages of
-forked workers count once per process, so the figure is an upper bound.
+Each run starts from an empty output, so with evaluation on it is a first night: the
+evaluation trains a holdout model (bench_nightly.py measures the later nights, which score the
+previous run's lists instead). The run's manifest is read from the run LATEST names
+(``dt=D/run=<id>``), or from ``_rejected/`` when a quality gate refused it (exit 3). RSS is
+sampled every 0.5 s over the whole process tree started by spark-submit.sh (bench/jobrun.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
-import psutil
+from bench import datagen, jobrun
 
-from bench import datagen
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+ROOT = jobrun.ROOT
+RESULTS = jobrun.RESULTS
 # Settings of the benchmark (the issue's shape): dim 64 on local[2].
 BASE_SET = ["train.vector_size=64"]
 
 
-class RssSampler(threading.Thread):
-    """Peak of the summed RSS of a process and all its descendants, sampled every ``period``."""
-
-    def __init__(self, pid: int, period: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
-        self.period = period
-        self.peak = 0
-        self.peak_parts: dict[str, int] = {}
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            total, parts = 0, {}
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-            except psutil.Error:
-                break
-            for p in procs:
-                try:
-                    rss = p.memory_info().rss
-                    name = p.name()
-                except psutil.Error:
-                    continue
-                total += rss
-                key = "java" if "java" in name else "python" if "python" in name else name
-                parts[key] = parts.get(key, 0) + rss
-            if total > self.peak:
-                self.peak, self.peak_parts = total, parts
-            self.stop.wait(self.period)
-
-
 def run_job(data: Path, *, sets: list[str], driver_memory: str, master: str,
             label: str) -> dict:
-    out = ROOT / "bench" / ".data" / "out" / label
+    out = jobrun.OUT / label
     shutil.rmtree(out, ignore_errors=True)
-    cmd = ["./spark-submit.sh", "--master", master, "--input", str(data / "events"),
-           "--output", str(out), "--run-date", datagen.RUN_DATE]
+    args = ["--input", str(data / "events"), "--output", str(out), "--run-date", datagen.RUN_DATE]
     for s in sets:
-        cmd += ["--set", s]
-    env = dict(os.environ, ITEM2VEC_DRIVER_MEMORY=driver_memory)
-    log = RESULTS / f"e2e_{label}.log"
-    print(f"$ ITEM2VEC_DRIVER_MEMORY={driver_memory} {' '.join(cmd)}", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        sampler = RssSampler(proc.pid)
-        sampler.start()
-        rc = proc.wait()
-    wall = time.perf_counter() - t0
-    sampler.stop.set()
-    sampler.join()
-    res = {"label": label, "events": datagen.counts(data)["events"], "rc": rc,
-           "wall_s": round(wall, 1), "peak_rss_gb": round(sampler.peak / 2**30, 2),
-           "peak_rss_parts_gb": {k: round(v / 2**30, 2) for k, v in sampler.peak_parts.items()},
-           "driver_memory": driver_memory, "master": master, "sets": sets, "log": str(log)}
-    latest = out / "LATEST"
-    if rc == 0 and latest.exists():
-        manifest = json.loads((out / latest.read_text().strip() / "manifest.json").read_text())
-        res["timings_s"] = manifest["timings_s"]
+        args += ["--set", s]
+    res = jobrun.submit(args, log=RESULTS / f"e2e_{label}.log", driver_memory=driver_memory,
+                        master=master)
+    manifest, where = jobrun.run_manifest(out, rc=res["rc"])
+    res = jobrun.summarize(res | {"label": label, "events": datagen.counts(data)["events"],
+                                  "driver_memory": driver_memory, "master": master,
+                                  "sets": sets, "run": where}, manifest)
+    if manifest is not None:
         cfg = manifest.get("config", {})  # defaults change: record what this run resolved
         res["resolved"] = {f"{sec}.{key}": cfg.get(sec, {}).get(key)
                            for sec, key in (("train", "vector_size"), ("train", "window"),
                                             ("train", "iterations"), ("train", "num_partitions"),
-                                            ("corpus", "copies"), ("corpus", "subsample"))}
-        res["counts"] = {k: v for k, v in manifest["counts"].items() if k != "events_rejected"}
-        models = manifest.get("metrics", {}).get("models", {})
-        res["hr@10"] = {m: v.get("hr@10") for m, v in models.items()}
-    else:
-        res["tail"] = log.read_text()[-2000:]
-    print(f"  -> rc={rc} wall {wall:.1f}s peak RSS {sampler.peak / 2**30:.2f} GB",
-          file=sys.stderr, flush=True)
+                                            ("corpus", "copies"), ("corpus", "subsample"),
+                                            ("similar", "mode"), ("similar", "search"))}
     return res
 
 

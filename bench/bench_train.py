@@ -81,22 +81,28 @@ def main(argv: list[str] | None = None) -> dict:
     spark, _ = get_spark("bench-train", log_level="ERROR", master=a.master, shuffle_partitions=0)
     data = datagen.dataset(a.events, a.items)
     raw = events_mod.read_events(spark, str(data / "events"), fmt="parquet")
-    events = events_mod.canonical_events(raw, cfg.input)
+    i = cfg.input
+    events = events_mod.canonical_events(raw, user_col=i.user_col, item_col=i.item_col,
+                                         time_col=i.time_col, event_type_col=i.event_type_col,
+                                         event_types=i.event_types, id_type="string",
+                                         time_unit=i.time_unit, time_zone=i.time_zone)
     s = cfg.session
     sessions = sessions_mod.sessionize(events, gap_minutes=s.gap_minutes,
                                        dedupe_consecutive=s.dedupe_consecutive,
                                        min_length=s.min_length, max_length=s.max_length,
                                        long_policy=s.long_policy).persist()
-    holdout = eval_mod.split_holdout(sessions, test_fraction=0.2, seed=42, max_test_pairs=100_000)
-    vocab = vocab_mod.build_vocabulary(holdout.train, min_count=a.min_count, max_vocab=0).persist()
+    train, test, _ = eval_mod.split_by_start(sessions, fraction=0.2)
+    test_pairs, _ = eval_mod.sample_pairs(eval_mod.session_pairs(test), max_pairs=100_000,
+                                          seed=42)
+    vocab = vocab_mod.build_vocabulary(train, min_count=a.min_count, max_vocab=0).persist()
     vsize = vocab.count()
-    sentences = corpus_mod.build_corpus(holdout.train, vocab, subsample=0.0, copies=1,
+    sentences = corpus_mod.build_corpus(train, vocab, subsample=0.0, copies=1,
                                         mode="sequence", min_sentence_length=2, seed=42)
     sentences = sentences.persist(StorageLevel.MEMORY_AND_DISK)
     corpus = [list(r) for r in sentences.toArrow().column(corpus_mod.SENTENCE).to_pylist()]
     tokens = sum(len(x) for x in corpus)
     index_of = {r[0]: r[1] for r in vocab.select(events_mod.ITEM, vocab_mod.INDEX).collect()}
-    pairs = holdout.pairs.toArrow()
+    pairs = test_pairs.select(eval_mod.PREV, eval_mod.NEXT).toArrow()
     prev_ids, next_ids = pairs.column(0).to_pylist(), pairs.column(1).to_pylist()
     keep = [i for i, x in enumerate(prev_ids) if x in index_of]
     prev = np.array([index_of[prev_ids[i]] for i in keep], dtype=np.int64)

@@ -32,7 +32,7 @@ OUTPUT = "hdfs:///data/item2vec/"
 CONFIG = f"{REPO}/conf/prod.toml"  # your overrides of conf/default.toml (any subset of keys)
 # fmt: off
 JOB_ARGS = [
-    "--run-date", "{{ ds }}",
+    "--run-date", "{{ ds }}",  # the logical date: yesterday's complete day for a daily DAG
     "--input", INPUT,
     "--output", OUTPUT,
     "--config", CONFIG,
@@ -71,13 +71,14 @@ with DAG(
         py_files=f"{REPO}/build/item2vec.zip",
         archives=f"{REPO}/build/pyenv.tar.gz#pyenv",
         driver_memory="4g",
+        # The job applies its session settings (UTC, microsecond timestamps, AQE; see
+        # item2vec/sparkenv.py) itself; only what must be fixed before the JVMs start is here.
+        # `python -m item2vec.sparkenv --submit-args --master yarn` prints the full list.
         conf={
             "spark.pyspark.python": "./pyenv/bin/python",  # executors: the unpacked venv
             "spark.pyspark.driver.python": f"{REPO}/.venv/bin/python",
-            "spark.sql.session.timeZone": "UTC",
             "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
             "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
-            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.executor.instances": "10",
             "spark.executor.memory": "8g",
         },

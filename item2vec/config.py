@@ -132,6 +132,7 @@ class OutputConfig:
 class ReportConfig:
     enabled: bool = _rule()
     top_n: int = _rule(10)
+    trend_runs: int = _rule(2)
 
 
 @dataclass(frozen=True)

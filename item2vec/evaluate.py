@@ -263,28 +263,25 @@ def gate(metrics: dict[str, Any] | None, *, ks: tuple[int, ...], min_lift_over_p
     return None
 
 
-def regression(metrics: dict[str, Any] | None, history: pa.Table, *, k: int,
-               max_drop: float, runs: int) -> str | None:
-    """None unless the published list's HR@k dropped by more than ``max_drop`` (a share)
-    below the median of the last ``runs`` published runs evaluated with the same method."""
-    if not metrics or not max_drop:
-        return None
-    hr = (metrics.get("models") or {}).get("published", {}).get(f"hr@{k}")
+def regression(hr: float | None, history: pa.Table, *, method: str, k: int, max_drop: float,
+               runs: int, what: str) -> str | None:
+    """None unless ``hr`` (the published list's HR@k as ``method`` measured it) dropped by
+    more than ``max_drop`` (a share) below the median of the last ``runs`` published runs
+    measured the same way in ``history`` (publish.HISTORY_SCHEMA rows)."""
     column = f"hr_{k}"
-    if hr is None or column not in history.column_names or not history.num_rows:
+    if hr is None or not max_drop or column not in history.column_names:
         return None
     rows = [r for r in history.to_pylist()
             if r.get("model") == "published" and r.get("status") == "published"
-            and r.get("method") == metrics.get("method") and r.get(column) is not None]
+            and r.get("method") == method and r.get(column) is not None]
     rows.sort(key=lambda r: (r["run_date"], r.get("finished_at") or ""))
     recent = [r[column] for r in rows[-runs:]]
     if not recent:
         return None
     median = statistics.median(recent)
     if median > 0 and hr < (1.0 - max_drop) * median:
-        drop = 1.0 - hr / median
-        return (f"published HR@{k} {hr:.4f} is {drop:.0%} below the median {median:.4f} of the "
-                f"last {len(recent)} evaluated run(s) (gate.max_drop_vs_previous "
+        return (f"{what} {hr:.4f} is {1.0 - hr / median:.0%} below the median {median:.4f} of "
+                f"the last {len(recent)} published run(s) (gate.max_drop_vs_previous "
                 f"{max_drop:.0%})")
     return None
 

@@ -37,7 +37,7 @@ from item2vec.config import Config
 from item2vec.errors import BadInput, QualityGateFailed
 from item2vec.events import ITEM
 from item2vec.progress import Progress
-from item2vec.publish import LATEST, PublishedRun, Publisher, history_rows
+from item2vec.publish import HISTORY_SCHEMA, LATEST, PublishedRun, Publisher, history_rows
 from item2vec.sessions import START
 from item2vec.train import Wrap, no_wrap
 from item2vec.vocabulary import FREQUENCY, INDEX
@@ -365,26 +365,56 @@ def finish(pub: Publisher, cfg: Config, manifest: dict[str, Any],
            metrics: dict[str, Any] | None, progress: Progress, *, items: Any,
            neighbours: dict[str, list]) -> RunResult:
     """Gate, then publish (or reject), record the metric history, prune."""
-    g = cfg.gate
-    ks = tuple(sorted(set(cfg.evaluate.ks)))
-    problem = evaluate_mod.gate(metrics, ks=ks,
-                                min_lift_over_popularity=g.min_lift_over_popularity,
-                                min_lift_over_cooc=g.min_lift_over_cooc, min_hr=g.min_hr)
-    problem = problem or evaluate_mod.regression(metrics, pub.history(), k=min(ks),
-                                                 max_drop=g.max_drop_vs_previous,
-                                                 runs=g.history_runs)
+    problem = gates(cfg, metrics, manifest["similarity"].get("validation") or {}, pub.history())
     if problem:
         kept = pub.reject(manifest)
-        pub.append_history(history_rows(manifest, status="rejected"))
+        pub.append_history(_history(manifest))
         raise QualityGateFailed(f"quality gate failed: {problem}; run kept in {kept}")
     with progress.stage("publish") as note:
-        hook = _report_hook(pub, cfg, items, progress) if cfg.report.enabled else None
+        hook = _report_hook(pub, cfg, manifest, items, progress) if cfg.report.enabled \
+            else None
         location = pub.publish(manifest, before_commit=hook)
-        pub.append_history(history_rows(manifest))
+        pub.append_history(_history(manifest))
         pruned = pub.prune(cfg.output.retention_days)
         note.append(location + (f"; pruned {', '.join(pruned)}" if pruned else ""))
     latest = (pub.store.read_text(pub.store.join(LATEST)) or "").strip() or None
     return RunResult(location, manifest, True, latest, neighbours)
+
+
+def gates(cfg: Config, metrics: dict[str, Any] | None, validation: dict[str, Any],
+          history: pa.Table) -> str | None:
+    """Why the run must not be published, or None: the quality gate on the evaluation, then
+    the regression gate on the evaluation and on tonight's list's validation score."""
+    g = cfg.gate
+    ks = tuple(sorted(set(cfg.evaluate.ks)))
+    k = min(ks)
+    problem = evaluate_mod.gate(metrics, ks=ks,
+                                min_lift_over_popularity=g.min_lift_over_popularity,
+                                min_lift_over_cooc=g.min_lift_over_cooc, min_hr=g.min_hr)
+    checks = [(validation.get("hr@10"), "validation", 10,
+               "tonight's list's validation HR@10")]
+    if metrics:
+        published = (metrics.get("models") or {}).get("published", {})
+        checks.insert(0, (published.get(f"hr@{k}"), metrics["method"], k,
+                          f"published HR@{k} ({metrics['method']})"))
+    for hr, method, at, what in checks:
+        problem = problem or evaluate_mod.regression(
+            hr, history, method=method, k=at, max_drop=g.max_drop_vs_previous,
+            runs=g.history_runs, what=what)
+    return problem
+
+
+def _history(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's metric-history rows: one per evaluated model, and tonight's list on the
+    validation slice (method "validation")."""
+    rows = history_rows(manifest)
+    v = manifest["similarity"].get("validation") or {}
+    if v.get("hr@10") is not None:
+        rows.append({"run_date": manifest["run_date"], "run_id": manifest["run_id"],
+                     "finished_at": manifest.get("finished_at"), "status": manifest["status"],
+                     "method": "validation", "model": "published", "pairs": v["pairs"],
+                     "hr_10": v["hr@10"], "mrr_10": v["mrr@10"], "ndcg_10": v["ndcg@10"]})
+    return rows
 
 
 def make_manifest(spark: SparkSession, cfg: Config, *, run_date: dt.date, run_id: str,
@@ -499,14 +529,19 @@ def sessions_from_events(events: DataFrame, cfg: Config) -> DataFrame:
 
 
 # -- report, summary ---------------------------------------------------------------------------
-def _report_hook(pub: Publisher, cfg: Config, items: Any, progress: Progress) -> Any:
-    """A before_commit hook drawing the report into the complete run."""
+def _report_hook(pub: Publisher, cfg: Config, manifest: dict[str, Any], items: Any,
+                 progress: Progress) -> Any:
+    """A before_commit hook drawing the report into the complete run (the metric trend
+    includes tonight's rows, which are appended once the run is published)."""
     def write(location: str) -> None:
         try:  # the report extra is optional: its imports fail at import or at drawing time
             from item2vec.report import build_report
 
-            paths = build_report(location, items=items, top_n=cfg.report.top_n,
-                                 seed=cfg.train.seed, history=pub.history())
+            tonight = pa.Table.from_pylist(_history(manifest), schema=HISTORY_SCHEMA)
+            history = pa.concat_tables([pub.history(), tonight])
+            paths = build_report(location, filesystem=pub.filesystem, items=items,
+                                 top_n=cfg.report.top_n, seed=cfg.train.seed, history=history,
+                                 trend_runs=cfg.report.trend_runs)
         except ImportError as exc:
             progress.say(f"report skipped: {exc}")
             return

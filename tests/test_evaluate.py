@@ -139,15 +139,17 @@ def _history(values, method="previous_run", status="published"):
 @pytest.mark.parametrize(("hr", "history", "expected"), [
     (0.30, _history([0.30, 0.32, 0.31]), None),
     (0.20, _history([0.30, 0.32, 0.31]), "published HR@10 0.2000 is 35% below the median "
-                                         "0.3100 of the last 3 evaluated run(s)"),
+                                         "0.3100 of the last 3 published run(s)"),
     (0.20, _history([0.9, 0.9, 0.30, 0.32, 0.31]), "below the median 0.3100"),  # last 3 only
+    (0.26, _history([0.30, 0.32, 0.31]), None),  # a 16% drop is within the 20% allowed
     (0.20, _history([0.30, 0.32], method="holdout"), None),  # other method: not comparable
     (0.20, _history([0.30, 0.32], status="rejected"), None),  # rejected runs never set the bar
     (0.20, _history([]), None),  # first run
+    (None, _history([0.30]), None),  # nothing measured tonight
 ])
 def test_regression_gate(hr, history, expected):
-    metrics = {"method": "previous_run", "models": {"published": {"hr@10": hr}}}
-    problem = ev.regression(metrics, history, k=10, max_drop=0.2, runs=3)
+    problem = ev.regression(hr, history, method="previous_run", k=10, max_drop=0.2, runs=3,
+                            what="published HR@10")
     assert problem == expected if expected is None else expected in problem
 
 

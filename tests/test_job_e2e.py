@@ -271,3 +271,77 @@ def test_job_draws_the_report_into_the_published_run(spark, tmp_path):
     assert (report / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (report / "projector" / "vectors.tsv").exists()
     assert latest_run(out).name in html
+
+
+@pytest.fixture(scope="module")
+def nightly(spark, tmp_path_factory):
+    """Three nights on one growing log: night 1 (first run: holdout), night 2 (scores night 1's
+    list on the day since), night 3 with a deliberately bad config."""
+    d = tmp_path_factory.mktemp("nightly")
+    end = dt.datetime(2026, 11, 11, tzinfo=dt.UTC)  # events up to the end of 2026-11-10
+    sample.write_parquet(d / "log", users=1500, items=300, categories=6, sessions_per_user=6.0,
+                         session_length=8.0, zipf_exponent=1.0, noise=0.1, drift=0.05, days=10,
+                         end=end, seed=5)
+    out = d / "out"
+    common = ["--input", str(d / "log" / "events"), "--output", str(out),
+              "--set", "gate.min_lift_over_popularity=0", "--set", "evaluate.max_test_pairs=5000"]
+    codes = [main([*common, "--run-date", "2026-11-08"]),
+             main([*common, "--run-date", "2026-11-09"])]
+    return {"out": out, "common": common, "codes": codes}
+
+
+def test_second_night_scores_the_first_nights_list(nightly):
+    assert nightly["codes"] == [0, 0]
+    out = nightly["out"]
+    second = json.loads((latest_run(out) / "manifest.json").read_text())
+    first_pointer = (out / "dt=2026-11-08" / "CURRENT").read_text().strip()
+    assert second["metrics"]["method"] == "previous_run"
+    assert second["metrics"]["evaluated_run"] == f"dt=2026-11-08/{first_pointer}"
+    assert second["metrics"]["test"]["since"].startswith("2026-11-09")
+    assert list(second["metrics"]["models"]) == list(MODELS)
+    assert second["metrics"]["pairs"] > 200
+    first = json.loads((out / "dt=2026-11-08" / first_pointer / "manifest.json").read_text())
+    assert first["metrics"]["method"] == "holdout" and first["metrics"]["evaluated_run"] is None
+    # no second model was trained: the night's only training stages are its own
+    assert "eval train" not in second["timings_s"] and "eval train" in first["timings_s"]
+
+
+def test_a_regression_exits_3_with_the_drop_and_history_keeps_every_night(nightly, capsys):
+    out = nightly["out"]
+    latest = (out / "LATEST").read_text()
+    capsys.readouterr()
+    code = main([*nightly["common"], "--run-date", "2026-11-10",
+                 "--set", 'similar.mode="embedding"', "--set", "train.vector_size=2",
+                 "--set", "train.max_auto_passes=1", "--set", "train.step_size=0.001"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    line = next(ln for ln in err.splitlines() if ln.startswith("item2vec: error: "))
+    assert "quality gate failed: tonight's list's validation HR@10" in line
+    assert "% below the median" in line and "of the last 2 published run(s)" in line
+    assert (out / "LATEST").read_text() == latest
+    history = ds.dataset(str(out / "_metrics"), format="parquet").to_table().to_pylist()
+    nights = {(r["run_date"], r["status"]) for r in history}
+    assert nights == {("2026-11-08", "published"), ("2026-11-09", "published"),
+                      ("2026-11-10", "rejected")}
+    methods = {(r["run_date"], r["method"]) for r in history if r["model"] == "published"}
+    assert methods == {("2026-11-08", "holdout"), ("2026-11-08", "validation"),
+                       ("2026-11-09", "previous_run"), ("2026-11-09", "validation"),
+                       ("2026-11-10", "previous_run"), ("2026-11-10", "validation")}
+
+
+def test_only_the_pipeline_imports_the_pipeline():
+    """Imports point one way: stages never import item2vec.pipeline."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "item2vec"
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.name == "pipeline.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) and node.module else [])
+            if any(n == "item2vec.pipeline" or n.startswith("item2vec.pipeline.") for n in names):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []

@@ -239,7 +239,7 @@ def test_the_report_is_uploaded_to_a_run_on_another_filesystem(published: dict,
     assert paths["html"] == f"out/{LATEST_RUN}/report/report.html"
     assert sorted(str(p.relative_to(report)) for p in report.rglob("*") if p.is_file()) == [
         "map.png", "projector/metadata.tsv", "projector/projector_config.pbtxt",
-        "projector/vectors.tsv", "report.html"]
+        "projector/vectors.tsv", "report.html", "trend.png"]
     assert (report / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "sku-001" in (report / "report.html").read_text()
 

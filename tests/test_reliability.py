@@ -25,6 +25,7 @@ import pytest
 
 from item2vec import publish, reader
 from item2vec.errors import PublishConflict
+from item2vec.faults import first_attempt_fails
 from item2vec.publish import Publisher
 from item2vec.storage import Storage
 from jobs.run import main
@@ -38,7 +39,7 @@ TINY = [f"--set={kv}" for kv in (
     "spark.shuffle_partitions=1", "spark.log_level=ERROR", "train.num_partitions=1",
     "train.seed=11", f"input.lookback_days={LOOKBACK}")]
 DATASETS = ("vocabulary", "item_vectors", "similar_items")
-FAULTS = "--set=spark.fail_first_attempt=[\"corpus\",\"similar\"]"
+FAULTY_JOB = "tests/faulty_run.py"  # the job with first-attempt failures in corpus and similar
 
 
 def tiny_log(path: Path) -> tuple[str, list[dt.datetime]]:
@@ -85,13 +86,17 @@ def run_job(log: str, out: Path, run_date: str, *extra: str) -> int:
     return main(["--input", log, "--output", str(out), "--run-date", run_date, *TINY, *extra])
 
 
-def spark_submit(*runs: list[str], timeout: float = 400) -> list[subprocess.CompletedProcess]:
+def spark_submit(*runs: list[str], timeout: float = 400,
+                 jobs: tuple[str | None, ...] = ()) -> list[subprocess.CompletedProcess]:
     """Run ./spark-submit.sh once per argument list, concurrently, each in its own process
-    group (killed whole if it outlives the timeout)."""
+    group (killed whole if it outlives the timeout); ``jobs[i]`` picks run i's job script."""
     env = {**os.environ, "ITEM2VEC_DRIVER_MEMORY": "1g"}
-    procs = [subprocess.Popen([str(ROOT / "spark-submit.sh"), *args], env=env, text=True,
+    jobs = jobs or (None,) * len(runs)
+    procs = [subprocess.Popen([str(ROOT / "spark-submit.sh"), *args], text=True,
+                              env=env | ({"ITEM2VEC_JOB": job} if job else {}),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              start_new_session=True) for args in runs]
+                              start_new_session=True) for args, job in zip(runs, jobs,
+                                                                           strict=True)]
     done = []
     try:
         deadline = time.monotonic() + timeout
@@ -217,7 +222,8 @@ def test_retention_prunes_old_dates_after_publishing(history):
 def test_injected_failures_without_retries_fail_and_publish_nothing(spark, log, tmp_path, capsys):
     assert spark.sparkContext.master == "local[2]"  # local mode without retries
     out = tmp_path / "out"
-    code = run_job(log[0], out, "2026-01-08", FAULTS)
+    code = main(["--input", log[0], "--output", str(out), "--run-date", "2026-01-08", *TINY],
+                wrap=first_attempt_fails("corpus", "similar"))
     err = capsys.readouterr().err
     assert code == 1, err
     assert "InjectedFault" in err and "injected failure in stage 'corpus'" in err
@@ -234,9 +240,9 @@ def retried(log, tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("retried")
     common = ["--master", "local[2,3]", "--input", log[0], "--run-date", "2026-01-08", *TINY]
     faulty, clean = spark_submit(
-        [*common, "--output", str(d / "faulty"), FAULTS,
+        [*common, "--output", str(d / "faulty"),
          "--set", "spark.log_level=WARN"],  # WARN shows the lost task attempts
-        [*common, "--output", str(d / "clean")])
+        [*common, "--output", str(d / "clean")], jobs=(FAULTY_JOB, None))
     return {"faulty": faulty, "clean": clean, "dir": d}
 
 
@@ -249,7 +255,6 @@ def test_retried_tasks_give_identical_outputs(retried):
         assert f"injected failure in stage '{stage}' (first attempt)" in faulty.stderr
     assert "injected failure" not in clean.stderr
     run = run_of(d / "faulty", "2026-01-08")
-    assert manifest(run)["config"]["spark"]["fail_first_attempt"] == ["corpus", "similar"]
     assert (run / "_SUCCESS").exists()
     assert read_sorted(run) == read_sorted(run_of(d / "clean", "2026-01-08"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import importlib.util
 import json
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -241,3 +243,203 @@ def test_job_exit_codes(run: dict, tmp_path: Path, capsys: pytest.CaptureFixture
     assert (out_dir / "report.html").is_file() and (out_dir / "map.png").is_file()
     assert str(out_dir.resolve()) in capsys.readouterr().out
     assert main(["--help"]) == 0
+
+
+# -- metric trend ---------------------------------------------------------------------------
+BASELINES = {"embedding": 0.30, "cooc_knn": 0.25, "sequential_rules": 0.20, "popularity": 0.05}
+
+
+def _rows(date: str, run_id: str, *, status: str = "published", method: str = "previous_run",
+          hr: float = 0.40, validation: float | None = 0.50, at: str = "02:00:00") -> list[dict]:
+    """History rows of one run: the published list and the baselines, plus validation."""
+    base = {"run_date": date, "run_id": run_id, "status": status, "pairs": 100,
+            "finished_at": f"{date}T{at}Z",
+            "evaluated_run": "dt=x/run=y" if method == "previous_run" else None}
+    rows = [{**base, "method": method, "model": "published", "hr_10": hr, "mrr_10": hr / 2}]
+    rows += [{**base, "method": method, "model": m, "hr_10": v, "mrr_10": v / 2}
+             for m, v in BASELINES.items()]
+    if validation is not None:
+        rows.append({**base, "method": "validation", "model": "published", "evaluated_run": None,
+                     "hr_10": validation, "mrr_10": validation / 2})
+    return rows
+
+
+def make_history() -> pa.Table:
+    """Six run dates: a holdout first night, re-runs of 11-22 (both published) and 11-23
+    (rejected, then published), a rejected-only 11-25 and a run after 11-26."""
+    from item2vec.publish import HISTORY_SCHEMA
+
+    rows = (
+        _rows("2026-11-20", "r20", method="holdout", hr=0.35, validation=0.48)
+        + _rows("2026-11-21", "r21", hr=0.41, validation=0.50)
+        + _rows("2026-11-22", "r22a", hr=0.10, validation=0.10, at="01:00:00")
+        + _rows("2026-11-22", "r22b", hr=0.42, validation=0.51, at="03:00:00")
+        + _rows("2026-11-23", "r23a", status="rejected", hr=0.20, validation=0.30)
+        + _rows("2026-11-23", "r23b", hr=0.43, validation=0.52, at="05:00:00")
+        + _rows("2026-11-25", "r25", status="rejected", hr=0.15, validation=0.49)
+        + _rows("2026-11-26", "r26", hr=0.44, validation=None)
+        + _rows("2026-11-27", "r27", hr=0.45, validation=0.53)
+    )
+    return pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA)
+
+
+def _points(series) -> list[tuple[str, str, float]]:
+    return [(p.run_date, p.run_id, p.hr_10) for p in series.points]
+
+
+def test_trend_data_series_runs_and_rejections() -> None:
+    from item2vec.report.trend import trend_data
+
+    trend = trend_data(make_history(), runs=5, until="2026-11-26")
+    assert trend.note is None
+    assert [(r.run_date, r.run_id, r.status) for r in trend.runs] == [
+        ("2026-11-21", "r21", "published"),
+        ("2026-11-22", "r22b", "published"),  # the later re-run of the date
+        ("2026-11-23", "r23a", "rejected"),
+        ("2026-11-23", "r23b", "published"),
+        ("2026-11-25", "r25", "rejected"),
+        ("2026-11-26", "r26", "published"),
+    ]  # 5 run dates up to 11-26: 11-20 (holdout) and 11-27 are outside
+    assert [(s.method, s.model) for s in trend.series] == [
+        ("previous_run", "published"), ("previous_run", "embedding"),
+        ("previous_run", "cooc_knn"), ("previous_run", "sequential_rules"),
+        ("previous_run", "popularity"), ("validation", "published"),
+    ]
+    assert _points(trend.get("previous_run")) == [
+        ("2026-11-21", "r21", 0.41), ("2026-11-22", "r22b", 0.42),
+        ("2026-11-23", "r23b", 0.43), ("2026-11-26", "r26", 0.44)]
+    assert [p.mrr_10 for p in trend.get("previous_run").points] == [0.205, 0.21, 0.215, 0.22]
+    assert _points(trend.get("validation")) == [
+        ("2026-11-21", "r21", 0.50), ("2026-11-22", "r22b", 0.51), ("2026-11-23", "r23b", 0.52)]
+    assert [(s.method, s.model, _points(s)) for s in trend.rejected] == [
+        ("previous_run", "published", [("2026-11-23", "r23a", 0.20), ("2026-11-25", "r25", 0.15)]),
+        ("validation", "published", [("2026-11-23", "r23a", 0.30), ("2026-11-25", "r25", 0.49)]),
+    ]
+
+    everything = trend_data(make_history())
+    assert _points(everything.get("holdout")) == [("2026-11-20", "r20", 0.35)]  # own series
+    assert everything.get("holdout", "popularity").points[0].hr_10 == 0.05
+    assert everything.runs[-1].run_id == "r27"
+
+
+def test_trend_data_bad_history_names_the_column() -> None:
+    from item2vec.report.trend import trend_data
+
+    with pytest.raises(ValueError, match="lacks column\\(s\\) method"):
+        trend_data(make_history().drop_columns(["method"]))
+
+
+def test_draw_trend_writes_a_png(tmp_path: Path) -> None:
+    from item2vec.report.trend import draw_trend, trend_data
+
+    history = make_history()
+    trend = draw_trend(history, str(tmp_path / "t" / "trend.png"), runs=30)
+    assert trend.png == str(tmp_path / "t" / "trend.png")
+    width, height = _png_size(trend.png)
+    assert 1000 <= width <= 2000 and 600 <= height <= 1200
+    assert Path(trend.png).stat().st_size > 20_000  # lines and legends, not an empty canvas
+    assert (trend.series, trend.rejected) == (trend_data(history).series,
+                                              trend_data(history).rejected)
+
+
+def test_trend_note_with_one_run_or_none(tmp_path: Path) -> None:
+    from item2vec.publish import HISTORY_SCHEMA
+    from item2vec.report.trend import draw_trend
+
+    one = pa.Table.from_pylist(_rows("2026-11-20", "r20"), schema=HISTORY_SCHEMA)
+    for history, shown in ((one, "1"), (pa.table({}), "none")):
+        trend = draw_trend(history, str(tmp_path / "trend.png"))
+        assert trend.png is None and not (tmp_path / "trend.png").exists()
+        assert trend.note == ("The metric trend needs at least two runs with metrics; this "
+                              f"output has {shown} so far.")
+
+
+def _run_layout(run: dict, root: Path, run_date: str, run_id: str) -> Path:
+    """A run directory <root>/dt=<date>/run=<id> sharing the module run's datasets."""
+    run_dir = root / f"dt={run_date}" / f"run={run_id}"
+    run_dir.mkdir(parents=True)
+    for name in ("vocabulary", "item_vectors", "similar_items"):
+        (run_dir / name).symlink_to(run["run_dir"] / name, target_is_directory=True)
+    manifest = json.loads((run["run_dir"] / "manifest.json").read_text())
+    manifest["run_date"] = run_date
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "_SUCCESS").touch()
+    return run_dir
+
+
+def test_report_embeds_the_trend_of_the_history_passed(run: dict, tmp_path: Path) -> None:
+    run_dir = _run_layout(run, tmp_path / "out", "2026-11-26", "r26")
+    paths = build_report(str(run_dir), out_dir=str(tmp_path / "rep"), top_n=20,
+                         history=make_history(), trend_runs=5)
+    assert paths["trend"] == str(tmp_path / "rep" / "trend.png")
+    _png_size(paths["trend"])
+    html = Path(paths["html"]).read_text(encoding="utf-8")
+    data = base64.b64encode(Path(paths["trend"]).read_bytes()).decode("ascii")
+    assert f'<img src="data:image/png;base64,{data}"' in html
+    assert "Metric trend" in html and "previous_run" in html and "validation" in html
+    assert '<tr class="rejected"><td>2026-11-25</td><td><code>r25</code>' in html
+    assert "The 6 runs drawn" in html
+    # after this run's date; superseded by a later re-run of its date
+    assert "<code>r27</code>" not in html and "<code>r22a</code>" not in html
+    assert "<code>r22b</code>" in html
+
+
+def test_report_reads_the_history_of_its_output(run: dict, tmp_path: Path) -> None:
+    """history=None: the run's output root is found from dt=.../run=..., on a filesystem."""
+    import pyarrow.fs as pafs
+
+    root = tmp_path / "out"
+    _run_layout(run, root, "2026-11-22", "r22b")
+    (root / "_metrics").mkdir()
+    history = make_history()
+    for run_id in ("r21", "r22b", "r23b"):  # one file per run, as the publisher writes them
+        rows = history.filter(pc.equal(history.column("run_id"), run_id))
+        pq.write_table(rows, root / "_metrics" / f"{run_id}.parquet")
+    fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    paths = build_report("out/dt=2026-11-22/run=r22b", filesystem=fs, top_n=20)
+    report_dir = root / "dt=2026-11-22" / "run=r22b" / "report"
+    assert paths["trend"] == "out/dt=2026-11-22/run=r22b/report/trend.png"
+    _png_size(str(report_dir / "trend.png"))
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    assert "The 2 runs drawn" in html
+    assert "<code>r21</code>" in html and "<code>r22b</code>" in html
+    assert "<code>r23b</code>" not in html  # after the run's date
+
+
+def test_report_with_one_run_has_a_note(run: dict, tmp_path: Path) -> None:
+    from item2vec.publish import HISTORY_SCHEMA
+
+    run_dir = _run_layout(run, tmp_path / "out", "2026-11-20", "r20")
+    one = pa.Table.from_pylist(_rows("2026-11-20", "r20"), schema=HISTORY_SCHEMA)
+    paths = build_report(str(run_dir), out_dir=str(tmp_path / "rep"), top_n=20, history=one)
+    assert "trend" not in paths and not (tmp_path / "rep" / "trend.png").exists()
+    html = Path(paths["html"]).read_text(encoding="utf-8")
+    assert "needs at least two runs with metrics; this output has 1 so far" in html
+
+
+def test_trend_only_command(run: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from jobs.report import main
+
+    root = tmp_path / "out"
+    (root / "_metrics").mkdir(parents=True)
+    pq.write_table(make_history(), root / "_metrics" / "all.parquet")
+    out_dir = tmp_path / "trend"
+    args = ["--output", str(root), "--trend-only", "--out", str(out_dir)]
+    assert main([*args, "--trend-runs", "3"]) == 0
+    _png_size(str(out_dir / "trend.png"))
+    html = (out_dir / "trend.html").read_text(encoding="utf-8")
+    data = base64.b64encode((out_dir / "trend.png").read_bytes()).decode("ascii")
+    assert f"data:image/png;base64,{data}" in html
+    assert "The 3 runs drawn" in html
+    assert "<code>r27</code>" in html and "<code>r23b</code>" not in html
+    assert str((out_dir / "trend.html").resolve()) in capsys.readouterr().out
+    assert not list(root.glob("dt=*"))  # nothing written into the output
+
+    assert main(["--output", str(root), "--trend-only"]) == 2  # where to?
+    assert "--trend-only needs --out" in capsys.readouterr().err
+    assert main(["--output", str(tmp_path / "nothing"), "--trend-only", "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "no _metrics/ and no LATEST" in capsys.readouterr().err
+    assert main([*args, "--trend-runs", "1"]) == 2  # a trend needs two dates
+    assert main(["--help"]) == 0
+    assert "--trend-only" in capsys.readouterr().out

@@ -23,16 +23,18 @@ def test_variants_product_random_subset_and_empty():
     assert variants({}, n_random=0, seed=0) == []
 
 
-def test_table_is_printed_best_first_as_given():
-    rows = [{"variant": "defaults", "hr@10": 0.3, "mrr@10": 0.1, "ndcg@10": 0.2, "hr@20": 0.4,
-             "coverage@10": 0.9, "seconds": 1.0}]
-    text = format_table(rows)
-    assert "defaults" in text and "0.3000" in text
+def test_table_prints_validation_best_first_then_test():
+    rows = [{"variant": "a", "split": "validation", "ndcg@10": 0.1},
+            {"variant": "b", "split": "validation", "ndcg@10": 0.3},
+            {"variant": "b (chosen)", "split": "test", "ndcg@10": 0.2}]
+    lines = format_table(rows).splitlines()
+    assert [ln.split()[0] for ln in lines] == ["validation:", "b", "a", "test:", "b"]
 
 
-def test_tune_main_writes_a_table_best_first(spark, tmp_path, capsys):
+def test_tune_chooses_on_validation_and_reports_the_test_split(spark, tmp_path, capsys):
     import pyarrow.parquet as pq
 
+    from item2vec.evaluate import MODELS
     from jobs.tune import main
 
     small = ["--set", "sample.users=300", "--set", "sample.items=120", "--set",
@@ -41,9 +43,15 @@ def test_tune_main_writes_a_table_best_first(spark, tmp_path, capsys):
                  "--grid", "train.window=2"])
     assert code == 0
     rows = pq.read_table(tmp_path / "tune-2026-11-26.parquet").to_pylist()
-    assert {r["variant"] for r in rows} == {"defaults", "train.window=2", "mllib-defaults",
-                                            "popularity", "cooc_knn"}
-    hrs = [r["hr@10"] for r in rows]
-    assert hrs == sorted(hrs, reverse=True)
-    assert all(0 <= h <= 1 for h in hrs)
-    assert "cooc_knn" in capsys.readouterr().out
+    validation = [r for r in rows if r["split"] == "validation"]
+    test = [r for r in rows if r["split"] == "test"]
+    assert {r["variant"] for r in validation} == {"defaults", "train.window=2",
+                                                  "mllib-defaults"}
+    best = max(validation, key=lambda r: r["ndcg@10"])
+    assert [r["model"] for r in test] == list(MODELS)
+    assert test[0]["variant"] == f"{best['variant']} (chosen)"
+    # the validation split is carved from the sessions before the test split, never after
+    assert max(r["cutoff"] for r in validation) < test[0]["cutoff"]
+    assert len({r["pairs"] for r in test}) == 1  # every model on the same test pairs
+    assert all(0 <= r["hr@10"] <= r["hr@20"] <= 1 for r in rows)
+    assert "sequential_rules" in capsys.readouterr().out
