@@ -132,8 +132,11 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
     ks = tuple(sorted(set(ks)))
     pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        # Both are read by several branches of the plans below: fill each cache once first.
+        pairs.count()
         queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
         lists_q = lists.lists.join(queries, ITEM).persist(StorageLevel.MEMORY_AND_DISK)
+        lists_q.count()
         names = [m for m in MODELS if m != "popularity"]
         models = spark.createDataFrame([(m,) for m in names], f"{MODEL} string")
         listed = lists_q.select(MODEL, F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK)

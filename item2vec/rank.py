@@ -57,29 +57,40 @@ _NO_COSINE = -2.0
 LISTS_SCHEMA = (f"{MODEL} tinyint, {ITEM} int, {RANK} int, {OTHER} int, {SCORE} float, "
                 f"{COSINE} float, {COOCCURRENCE} bigint")
 NEXTS = "nexts"  # the true next items of a query item's validation pairs
-GRID_SUMS = ("pairs", "hits", "rr", "gain")
-GRID_SCHEMA = "g int, pairs double, hits double, rr double, gain double"
+GRID_SUMS = ("hits", "rr", "gain")  # per cut-off: hits, reciprocal ranks, NDCG gains
+
+
+def grid_schema(ks: Sequence[int]) -> str:
+    """rank_items' output with validation pairs: sums per weight mix ``g`` and cut-off."""
+    return "g int, pairs double, " + ", ".join(f"{name}_{k} double" for k in ks
+                                                for name in GRID_SUMS)
 
 
 @dataclass(frozen=True)
 class Weights:
-    """Weights of the hybrid score: symmetric co-occurrence, forward transitions, cosine."""
+    """Weights of the hybrid score: symmetric co-occurrence, forward transitions, cosine; and
+    the decay of the forward evidence with distance (1: 1/d, 2: 1/d^2)."""
 
     cooccurrence: float
     forward: float
     cosine: float
+    decay: int = 1
 
     def as_list(self) -> list[float]:
         return [self.cooccurrence, self.forward, self.cosine]
+
+    def describe(self) -> dict[str, float]:
+        return {"cooccurrence": self.cooccurrence, "forward": self.forward,
+                "cosine": self.cosine, "forward_decay": self.decay}
 
 
 def mode_weights(mode: str, weights: Weights) -> Weights:
     """The weights a mode ranks items that have a vector with (items without one always use the
     co-occurrence part: nothing else is known about them)."""
     if mode == "embedding":
-        return Weights(0.0, 0.0, 1.0)
+        return Weights(0.0, 0.0, 1.0, weights.decay)
     if mode == "cooccurrence":
-        return Weights(weights.cooccurrence, weights.forward, 0.0)
+        return Weights(weights.cooccurrence, weights.forward, 0.0, weights.decay)
     return weights
 
 
@@ -90,12 +101,14 @@ class Params:
     k: int  # rows per item (vocabulary items: at most vocab_rows - 1)
     candidates: int  # embedding neighbours per item
     partners: int  # strongest partners per evidence
-    window: int  # co-occurrence window of the hybrid evidence
+    window: int  # symmetric co-occurrence window of the hybrid evidence
+    forward_window: int  # forward-transition window of the hybrid evidence
     weights: Weights
     mode: str
     references: bool  # also rank the reference lists
     ref_k: int = 20
-    grid: tuple[Weights, ...] = ()  # weight mixes scored by output="grid"
+    grid: tuple[Weights, ...] = ()  # weight mixes scored by output="grid" ...
+    grid_ks: tuple[int, ...] = (10, 20)  # ... at these cut-offs
     cooc_window: int = 3
     cooc_alpha: float = 0.5
     cooc_lambda: float = 20.0
@@ -140,8 +153,9 @@ def _within(arrays: np.ndarray, window: int) -> np.ndarray:
     return arrays[:, :window].sum(axis=1)
 
 
-def _forward(fwd: np.ndarray, window: int) -> np.ndarray:
-    return (fwd[:, :window] / np.arange(1, window + 1, dtype=np.float64)).sum(axis=1)
+def _forward(fwd: np.ndarray, window: int, decay: int = 1) -> np.ndarray:
+    """Occurrences after the item within ``window`` positions, weighted 1 / distance^decay."""
+    return (fwd[:, :window] / np.arange(1, window + 1, dtype=np.float64) ** decay).sum(axis=1)
 
 
 @dataclass
@@ -194,7 +208,8 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     n = len(batch.keys)
     seg, other = batch.seg, batch.other
     near = _within(batch.fwd, params.window) + _within(batch.bwd, params.window)
-    fwd = _forward(batch.fwd, params.window)
+    decays = {w.decay for w in params.grid} if output == "grid" else {params.weights.decay}
+    fwd = {d: _forward(batch.fwd, params.forward_window, d) for d in decays | {1}}
     rank_of = lookups.id_rank
     vocab_keys = len(lookups.row_of_key)
 
@@ -210,9 +225,8 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
         order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
         return _first_per_segment(seg, order, params.partners, n)
 
-    picked = np.union1d(strongest(near), strongest(fwd))
+    picked = np.union1d(strongest(near), strongest(fwd[1]))
     near_max = _segment_max(near, seg, n)
-    fwd_max = _segment_max(fwd, seg, n)
     # embedding neighbours of the query items that have a vector
     qrow = row(batch.keys)
     has_vector = qrow >= 0
@@ -241,9 +255,11 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     found = at < len(order)
     found[found] = p_code[order][at[found]] == e_code[found]
     e_near = np.zeros(len(e_code))
-    e_fwd = np.zeros(len(e_code))
     e_near[found] = near[order[at[found]]]
-    e_fwd[found] = fwd[order[at[found]]]
+    e_fwd = {}
+    for d, values in fwd.items():
+        e_fwd[d] = np.zeros(len(e_code))
+        e_fwd[d][found] = values[order[at[found]]]
     # cosines of the partner candidates that have a vector on both sides
     p_seg, p_other = seg[picked], other[picked]
     p_cos = np.full(len(picked), np.nan)
@@ -255,26 +271,25 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     c_seg = np.concatenate([e_seg, p_seg])
     c_other = np.concatenate([e_other, p_other])
     c_near = np.concatenate([e_near, near[picked]])
-    c_fwd = np.concatenate([e_fwd, fwd[picked]])
     c_cos = np.concatenate([e_cos, p_cos])
     c_emb = np.concatenate([np.ones(len(e_seg), bool), np.zeros(len(p_seg), bool)])
     _, first = np.unique(c_seg * span + c_other, return_index=True)
-    c_seg, c_other, c_near, c_fwd, c_cos, c_emb = (
-        x[first] for x in (c_seg, c_other, c_near, c_fwd, c_cos, c_emb))
-    sym_n = np.divide(c_near, near_max[c_seg], out=np.zeros(len(c_seg)),
-                      where=near_max[c_seg] > 0)
-    fwd_n = np.divide(c_fwd, fwd_max[c_seg], out=np.zeros(len(c_seg)),
-                      where=fwd_max[c_seg] > 0)
+    c_seg, c_other, c_near, c_cos, c_emb = (
+        x[first] for x in (c_seg, c_other, c_near, c_cos, c_emb))
+    sym_n = _normalised(c_near, near_max, c_seg)
+    fwd_n = {d: _normalised(np.concatenate([e_fwd[d], fwd[d][picked]])[first],
+                            _segment_max(fwd[d], seg, n), c_seg) for d in decays}
     if output == "grid":
         return _grid(batch, c_seg, c_other, sym_n, fwd_n, c_cos, rank_of, span, params)
 
     w = mode_weights(params.mode, params.weights)
     cos0 = np.nan_to_num(c_cos, nan=0.0)
-    score = w.cooccurrence * sym_n + w.forward * fwd_n + w.cosine * cos0
+    fwd_w = fwd_n[params.weights.decay]
+    score = w.cooccurrence * sym_n + w.forward * fwd_w + w.cosine * cos0
     vec_q = has_vector[c_seg]
     if params.mode == "embedding":  # vector items: their neighbours by cosine only
         fallback = params.weights
-        score = np.where(vec_q, score, fallback.cooccurrence * sym_n + fallback.forward * fwd_n)
+        score = np.where(vec_q, score, fallback.cooccurrence * sym_n + fallback.forward * fwd_w)
         keep = ~vec_q | c_emb
         c_seg, c_other, c_near, c_cos, score = (x[keep] for x in (c_seg, c_other, c_near,
                                                                    c_cos, score))
@@ -312,8 +327,13 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     return {name: np.concatenate([p[name] for p in parts]) for name in out}
 
 
+def _normalised(values: np.ndarray, top: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """``values`` divided by their item's largest value (0 where that is 0)."""
+    return np.divide(values, top[seg], out=np.zeros(len(values)), where=top[seg] > 0)
+
+
 def _grid(batch: Batch, c_seg: np.ndarray, c_other: np.ndarray, sym_n: np.ndarray,
-          fwd_n: np.ndarray, c_cos: np.ndarray, rank_of: np.ndarray, span: np.int64,
+          fwd_n: dict[int, np.ndarray], c_cos: np.ndarray, rank_of: np.ndarray, span: np.int64,
           params: Params) -> dict[str, np.ndarray]:
     """Sums of hits, reciprocal ranks and NDCG gains at ``params.k`` of every weight mix in
     ``params.grid`` on the batch's validation pairs: the rank of the true next item is 1 + the
@@ -321,8 +341,8 @@ def _grid(batch: Batch, c_seg: np.ndarray, c_other: np.ndarray, sym_n: np.ndarra
     id: rank_batch's order)."""
     assert batch.pair_seg is not None and batch.pair_next is not None
     order = np.lexsort((c_other, c_seg))
-    c_seg, c_other, sym_n, fwd_n, c_cos = (x[order] for x in (c_seg, c_other, sym_n, fwd_n,
-                                                              c_cos))
+    c_seg, c_other, sym_n, c_cos = (x[order] for x in (c_seg, c_other, sym_n, c_cos))
+    fwd_n = {d: values[order] for d, values in fwd_n.items()}
     n = len(batch.keys)
     counts = np.bincount(c_seg, minlength=n)
     starts = np.cumsum(counts) - counts
@@ -338,18 +358,21 @@ def _grid(batch: Batch, c_seg: np.ndarray, c_other: np.ndarray, sym_n: np.ndarra
     tie = np.nan_to_num(c_cos, nan=_NO_COSINE)
     ids = rank_of[c_other]
     cos0 = np.nan_to_num(c_cos, nan=0.0)
-    out = {name: np.zeros(len(params.grid)) for name in GRID_SUMS}
-    out["pairs"] += len(want)
+    out = {f"{name}_{k}": np.zeros(len(params.grid)) for k in params.grid_ks
+           for name in GRID_SUMS}
+    out["pairs"] = np.full(len(params.grid), float(len(want)))
     for g, w in enumerate(params.grid):
-        score = (w.cooccurrence * sym_n + w.forward * fwd_n + w.cosine * cos0).astype(np.float32)
+        score = (w.cooccurrence * sym_n + w.forward * fwd_n[w.decay]
+                 + w.cosine * cos0).astype(np.float32)
         t = at[pair_of]
         beat = (score[cand] > score[t]) | ((score[cand] == score[t]) & (
             (tie[cand] > tie[t]) | ((tie[cand] == tie[t]) & (ids[cand] < ids[t]))))
         rank = np.bincount(pair_of, weights=beat, minlength=len(want)) + 1
-        hit = found & (rank <= params.k)
-        out["hits"][g] = hit.sum()
-        out["rr"][g] = (1.0 / rank)[hit].sum()
-        out["gain"][g] = (1.0 / np.log2(rank + 1))[hit].sum()
+        for k in params.grid_ks:
+            hit = found & (rank <= k)
+            out[f"hits_{k}"][g] = hit.sum()
+            out[f"rr_{k}"][g] = (1.0 / rank)[hit].sum()
+            out[f"gain_{k}"][g] = (1.0 / np.log2(rank + 1))[hit].sum()
     return {"g": np.arange(len(params.grid), dtype=np.int32), **out}
 
 
@@ -406,7 +429,8 @@ def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | No
         aggs.append(F.collect_list("n").alias(NEXTS))
     grouped = rows.groupBy(ITEM).agg(*aggs)
     output = "grid" if pairs is not None else "lists"
-    schema = T._parse_datatype_string(GRID_SCHEMA if pairs is not None else LISTS_SCHEMA)
+    schema = T._parse_datatype_string(grid_schema(params.grid_ks) if pairs is not None
+                                      else LISTS_SCHEMA)
 
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         found = searcher.open() if searcher is not None else None
@@ -419,19 +443,22 @@ def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | No
     return grouped.mapInArrow(task, schema)
 
 
-def grid_metrics(cands_sums: DataFrame, grid: Sequence[Weights], *,
-                 k: int) -> list[dict[str, float]]:
-    """HR@k, MRR@k and NDCG@k of every weight mix, from rank_items(..., pairs=...) sums."""
-    rows = cands_sums.groupBy("g").agg(*[F.sum(c).alias(c) for c in GRID_SUMS]).collect()
-    by_g = {r["g"]: r for r in rows}
+def grid_metrics(sums: DataFrame, grid: Sequence[Weights], *,
+                 ks: Sequence[int]) -> list[dict[str, float]]:
+    """HR, MRR and NDCG at each cut-off of every weight mix, from rank_items(..., pairs=...)
+    sums (one row per mix and task)."""
+    cols = ["pairs", *[f"{name}_{k}" for k in ks for name in GRID_SUMS]]
+    rows = {r["g"]: r for r in sums.groupBy("g").agg(*[F.sum(c).alias(c) for c in cols])
+            .collect()}
     out = []
-    for g, w in enumerate(grid):
-        r = by_g.get(g)
+    for g in range(len(grid)):
+        r = rows.get(g)
         n = float(r["pairs"]) if r else 0.0
-        out.append({"weights": w.as_list(), "pairs": int(n),
-                    f"hr@{k}": r["hits"] / n if n else 0.0,
-                    f"mrr@{k}": r["rr"] / n if n else 0.0,
-                    f"ndcg@{k}": r["gain"] / n if n else 0.0})
+        m: dict[str, float] = {"pairs": int(n)}
+        for k in ks:
+            for name, key in (("hr", "hits"), ("mrr", "rr"), ("ndcg", "gain")):
+                m[f"{name}@{k}"] = r[f"{key}_{k}"] / n if n else 0.0
+        out.append(m)
     return out
 
 
@@ -441,13 +468,18 @@ def model_name(code: Column) -> Column:
 
 
 # -- choosing weights ------------------------------------------------------------------------
+# The mixes tried per run (chosen on three real logs, see docs/ranking.md): the share of the
+# forward evidence in the co-occurrence part, its decay with distance, and the cosine weight.
+GRID_FORWARD = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+GRID_DECAY = (1, 2)
+GRID_COSINE = (0.0, 0.02, 0.05, 0.1)
+
+
 def weight_grid(default: Weights, *, mode: str = "hybrid") -> list[Weights]:
-    """The mixes tried per run: the co-occurrence share split between symmetric and forward
-    evidence, times a range of cosine weights (none in "cooccurrence" mode), plus the
-    configured default, tried first (it wins ties)."""
-    cosines = (0.0,) if mode == "cooccurrence" else (0.0, 0.02, 0.05, 0.1, 0.2, 0.5)
-    grid = [Weights(s, 1.0 - s, c) for s in (0.0, 0.25, 0.5, 0.75, 1.0) for c in cosines]
-    if mode != "cooccurrence":
-        grid.append(Weights(0.0, 0.0, 1.0))
+    """The weight mixes tried per run, the configured one first (it wins ties). In
+    "cooccurrence" mode the cosine only breaks ties, so its weight stays 0."""
+    cosines = (0.0,) if mode == "cooccurrence" else GRID_COSINE
+    grid = [Weights(1.0 - f, f, c, d) for f in GRID_FORWARD for d in GRID_DECAY
+            for c in cosines]
     default = mode_weights(mode, default)
     return [default] + [w for w in grid if w != default]

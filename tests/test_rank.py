@@ -37,16 +37,16 @@ def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
                                           for i in range(len(keys))], dtype=np.int64))
     searcher = Searcher(spark, vectors, k=candidates, block_bytes=1 << 20, search="exact")
     params = Params(k=k, candidates=candidates, partners=partners, window=window,
-                    weights=weights, mode=mode, references=references, ref_k=k,
-                    grid=tuple(grid), cooc_window=window, cooc_alpha=0.5, cooc_lambda=0.0,
-                    rules_window=window)
+                    forward_window=window, weights=weights, mode=mode, references=references,
+                    ref_k=k, grid=tuple(grid), grid_ks=(k,), cooc_window=window,
+                    cooc_alpha=0.5, cooc_lambda=0.0, rules_window=window)
     items = spark.createDataFrame([(i,) for i in range(len(vectors))], "item_id int")
     bc = spark.sparkContext.broadcast(lookups)
     if pairs is not None:
         p = spark.createDataFrame([(keys[a], keys[b]) for a, b in pairs],
                                   "prev_item int, next_item int")
         sums = rank.rank_items(ev, items, searcher=searcher, lookups=bc, params=params, pairs=p)
-        return rank.grid_metrics(sums, list(grid), k=k)
+        return rank.grid_metrics(sums, list(grid), ks=(k,))
     rows = rank.rank_items(ev, items, searcher=searcher, lookups=bc, params=params)
     out: dict = {}
     for r in rows.orderBy("model", "item_id", "rank").collect():
@@ -170,8 +170,24 @@ def test_rank_items_keeps_every_vocabulary_item(spark):
     assert all(n == 0 for *_, n in got[("published", "c")])
 
 
+def test_forward_decay_weighs_distance(spark):
+    # after a: b, x and d at distance 1 once each; c at distance 2 twice
+    sessions = [["a", "b"], ["a", "x", "c"], ["a", "d", "c"]]
+    one = run(spark, sessions, window=2, weights=Weights(0.0, 1.0, 0.0, decay=1), k=3)
+    two = run(spark, sessions, window=2, weights=Weights(0.0, 1.0, 0.0, decay=2), k=3)
+    # 1/d: c scores 2 x 1/2 = 1, a four-way tie broken by cosine (b .8, c 0, d -1, x none);
+    # 1/d^2: c scores 2 x 1/4 = 0.5 and drops out of the top 3
+    assert [(o, s) for o, s, *_ in one[("published", "a")]] == [("b", 1.0), ("c", 1.0),
+                                                                ("d", 1.0)]
+    assert [(o, s) for o, s, *_ in two[("published", "a")]] == [("b", 1.0), ("d", 1.0),
+                                                                ("x", 1.0)]
+
+
 def test_weight_grid_tries_the_default_first():
     default = Weights(0.3, 0.7, 0.04)
     grid = rank.weight_grid(default)
-    assert grid[0] == default and len(set(grid)) == len(grid)
-    assert Weights(0.0, 0.0, 1.0) in grid
+    assert grid[0] == default and len(set(grid)) == len(grid) == 57
+    assert {w.decay for w in grid} == {1, 2}
+    assert all(w.cooccurrence + w.forward == pytest.approx(1.0) for w in grid[1:])
+    only_counts = rank.weight_grid(default, mode="cooccurrence")
+    assert only_counts[0] == Weights(0.3, 0.7, 0.0) and {w.cosine for w in only_counts} == {0}
