@@ -1,87 +1,135 @@
-"""Quality of the job's defaults vs baselines and MLlib's defaults on several synthetic logs.
+"""Quality of the job's defaults against the baselines, on real logs first, synthetic second.
 
-    .venv/bin/python -m bench.bench_quality            # all datasets, ~10-15 min on 2 cores
-    .venv/bin/python -m bench.bench_quality --only skewed
+    .venv/bin/python -m bench.bench_quality                  # every log below, ~30 min on 2 cores
+    .venv/bin/python -m bench.bench_quality --only ml-100k
+    .venv/bin/python -m bench.bench_quality --set similar.mode=embedding   # another config
 
-Each dataset is one seeded log with a different shape (noise, popularity skew, session length,
-catalogue size). For each, jobs/tune.py runs once with no grid: the job's defaults,
-MLlib's defaults, popularity and item co-occurrence kNN, all on the same time-based split.
-The combined table (HR@10, MRR@10, NDCG@10, seconds) is printed and saved to
-bench/results/quality.md.
+For each log the job's own holdout evaluation runs with the default config (what
+``ITEM2VEC_JOB=jobs/evaluate.py ./spark-submit.sh --input LOG`` prints): sessions with a
+30-minute gap per user, consecutive repeats dropped; the first 80 % of sessions by start time
+build every model, the rest give the next-item pairs (17,702 on MovieLens-100k). Every model is
+scored on the same pairs: the published list (``published``), the embedding alone
+(``embedding``), item co-occurrence kNN (``cooc_knn``, window 3), sequential rules
+(``sequential_rules``, window 5) and popularity. A pair whose query item has no list is a miss.
+
+Real logs come from bench/real_logs.py (fetched from package registries at bench time, never
+committed); synthetic logs from item2vec.sample. Results: bench/results/quality.md and .json.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import subprocess
+import json
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from bench import real_logs
 from item2vec import sample
+from item2vec.sparkenv import new_session
+from jobs.evaluate import main as evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "bench" / ".data" / "quality"
+SYNTHETIC = ROOT / "bench" / ".data" / "quality"
 RESULTS = ROOT / "bench" / "results"
 END = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+REAL = ("ml-100k", "ml-1m", "instacart-sample")
 BASE = {"users": 6000, "items": 3000, "categories": 30, "sessions_per_user": 4.0,
         "session_length": 8.0, "zipf_exponent": 1.0, "noise": 0.1, "drift": 0.05,
         "days": 30, "seed": 21}
-DATASETS = {
-    "base": {},
-    "noisy": {"noise": 0.3, "drift": 0.15},
-    "skewed": {"zipf_exponent": 1.4},
-    "short-sessions": {"session_length": 4.0, "sessions_per_user": 8.0},
-    "large-catalogue": {"items": 20000, "categories": 200, "users": 12000},
+SYNTHETIC_LOGS = {
+    "synthetic": {},
+    "synthetic-noisy": {"noise": 0.3, "drift": 0.15},
+    "synthetic-large-catalogue": {"items": 20000, "categories": 200, "users": 12000},
 }
+COLUMNS = ("hr@10", "mrr@10", "hr@20", "mrr@20", "coverage@20")
 
 
-def generate(name: str) -> Path:
-    path = DATA / name
+def log_path(name: str) -> tuple[str, str]:
+    """(events path, run date covering every event) of a log, fetched/generated if missing."""
+    if name in REAL:
+        path = real_logs.events_path(name)
+        if not path.exists():
+            real_logs.fetch(name)
+        last = pq.read_table(path, columns=["timestamp"]).column(0)
+        run_date = max(last.to_pylist()).date().isoformat()
+        return str(path), run_date
+    path = SYNTHETIC / name
     if not (path / "_DONE").exists():
-        sample.write_parquet(str(path), end=END, **(BASE | DATASETS[name]))
+        sample.write_parquet(path, end=END, **(BASE | SYNTHETIC_LOGS[name]))
         (path / "_DONE").write_text("ok")
-    return path
+    return str(path / "events"), (END - dt.timedelta(days=1)).date().isoformat()
 
 
-def run(name: str) -> list[dict]:
-    path = generate(name)
-    out = DATA / f"{name}-tune"
-    env = dict(os.environ, ITEM2VEC_JOB="jobs/tune.py")
-    cmd = [str(ROOT / "spark-submit.sh"), "--input", str(path / "events"), "--output", str(out),
-           "--run-date", "2026-11-25", "--set", "evaluate.max_test_pairs=50000"]
-    subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    rows = pq.read_table(out / "tune-2026-11-25.parquet").to_pylist()
-    return [r | {"dataset": name} for r in rows if r["variant"]]
+def run(name: str, overrides: list[str]) -> dict:
+    events, run_date = log_path(name)
+    out = ROOT / "bench" / ".data" / "quality-out" / name
+    start = time.perf_counter()
+    sets = [arg for kv in overrides for arg in ("--set", kv)]
+    code = evaluate(["--input", events, "--output", str(out), "--run-date", run_date, *sets])
+    if code:
+        raise SystemExit(f"{name}: the evaluation exited {code}")
+    data = json.loads((out / "metrics.json").read_text())
+    return {"log": name, "seconds": round(time.perf_counter() - start, 1), **data}
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| dataset | model | HR@10 | MRR@10 | NDCG@10 | seconds |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        lines.append(f"| {r['dataset']} | {r['variant']} | {r['hr@10']:.4f} | "
-                     f"{r['mrr@10']:.4f} | {r['ndcg@10']:.4f} | {r['seconds']:.1f} |")
+def table(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        m = r["metrics"]
+        best = {c: max(v[c] for name, v in m["models"].items()
+                       if name in ("cooc_knn", "sequential_rules")) for c in COLUMNS}
+        lines += [f"### {r['log']}: {m['pairs']:,} test pairs "
+                  f"({m['holdout']['test_pairs_total']:,} in all), {r['seconds']:.0f} s",
+                  "", "| model | " + " | ".join(COLUMNS) + " |",
+                  "| --- |" + " ---: |" * len(COLUMNS)]
+        for name, v in m["models"].items():
+            cells = []
+            for c in COLUMNS:
+                mark = "**" if name == "published" and v[c] >= best[c] else ""
+                cells.append(f"{mark}{v[c]:.4f}{mark}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        sim = m.get("similarity") or {}
+        lines += ["", "published vs the better of cooc_knn and sequential_rules: "
+                      + ", ".join(f"{c} {m['models']['published'][c] - best[c]:+.4f}"
+                                  for c in COLUMNS),
+                  f"weights: {json.dumps(sim.get('weights'))} "
+                  f"({sim.get('weights_source', '?')})", ""]
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", choices=sorted(DATASETS), action="append")
-    args = p.parse_args()
-    rows: list[dict] = []
-    for name in args.only or DATASETS:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows += run(name)
-    text = table(rows)
+    p.add_argument("--only", choices=[*REAL, *SYNTHETIC_LOGS], action="append")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE", help="config override for every log")
+    p.add_argument("--tag", default="", help="suffix of the results files")
+    p.add_argument("--driver-memory", default="4g", help="the local JVM's heap (4g)")
+    args = p.parse_args(argv)
+    spark = new_session("bench-quality", log_level="ERROR",
+                        conf={"spark.driver.memory": args.driver_memory})
+    results = []
+    try:
+        for name in args.only or [*REAL, *SYNTHETIC_LOGS]:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            results.append(run(name, args.overrides))
+    finally:
+        spark.stop()
+    text = table(results)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quality.md").write_text(text + "\n")
+    header = (f"# Quality on real and synthetic logs ({dt.date.today().isoformat()})\n\n"
+              f"`python -m bench.bench_quality{' ' if argv else ''}{' '.join(argv or [])}`; "
+              f"config overrides: {args.overrides or 'none (defaults)'}. Bold: the published "
+              f"list at or above the better of cooc_knn and sequential_rules.\n\n")
+    (RESULTS / f"quality{args.tag}.md").write_text(header + text + "\n")
+    (RESULTS / f"quality{args.tag}.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

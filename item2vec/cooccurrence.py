@@ -24,6 +24,8 @@ from item2vec.sessions import ITEMS, SESSION_ID
 from item2vec.vocabulary import FREQUENCY, INDEX
 
 OTHER, FWD, BWD, KEYS = "other_id", "fwd", "bwd", "keys"
+# What the ranking reads of a pair's evidence (see features()).
+FEATURES = ("near", "fwd1", "fwd2", "near_c", "rules")
 RANK, REC, SCORE = "rank", "rec_item", "score"
 FIT = "_fit"  # sessions column: true for the part that fits the evidence used to tune weights
 
@@ -86,6 +88,38 @@ def pair_evidence(sessions: DataFrame, *, max_distance: int, fit: bool = False,
         parts += [(f"{FWD}{FIT}", True, True), (f"{BWD}{FIT}", False, True)]
     aggs = [F.array(*counts(forward, only_fit)).alias(name) for name, forward, only_fit in parts]
     return both.groupBy(ITEM, OTHER).agg(*aggs)
+
+
+def near(window: int) -> Column:
+    """Times the pair occurred at most ``window`` positions apart, in either order."""
+    total = F.lit(0).cast("long")
+    for d in range(window):
+        total = total + F.coalesce(F.col(FWD)[d], F.lit(0)) + F.coalesce(F.col(BWD)[d], F.lit(0))
+    return total
+
+
+def forward(window: int, decay: int = 1) -> Column:
+    """Occurrences of other_id after item_id within ``window`` positions, weighted
+    1 / distance^decay (sequential rules)."""
+    total = F.lit(0.0)
+    for d in range(1, window + 1):
+        total = total + F.coalesce(F.col(FWD)[d - 1], F.lit(0)) / F.lit(float(d ** decay))
+    return total
+
+
+def features(evidence: DataFrame, *, window: int, forward_window: int, cooc_window: int,
+             rules_window: int) -> DataFrame:
+    """(item_id, other_id, *FEATURES): a pair's evidence as the few numbers ranking uses:
+    symmetric co-occurrences within ``window``, forward transitions within ``forward_window``
+    weighted 1/d and 1/d^2, and the baselines' co-occurrences (``cooc_window``) and
+    sequential rules (``rules_window``). Pairs with none of them are dropped."""
+    out = evidence.select(ITEM, OTHER, near(window).alias("near"),
+                          forward(forward_window, 1).alias("fwd1"),
+                          forward(forward_window, 2).alias("fwd2"),
+                          near(cooc_window).alias("near_c"),
+                          forward(rules_window, 1).alias("rules"))
+    return out.where((F.col("near") > 0) | (F.col("fwd1") > 0) | (F.col("near_c") > 0)
+                     | (F.col("rules") > 0))
 
 
 def popularity(counts: DataFrame, *, k: int) -> DataFrame:

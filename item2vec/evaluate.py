@@ -83,9 +83,18 @@ def sample_pairs(pairs: DataFrame, *, max_pairs: int, seed: int) -> tuple[DataFr
     return pairs.select(PREV, NEXT), total
 
 
+# percentile_approx accuracy: exact up to this many sessions, 1/ACCURACY relative rank error above
+_SPLIT_ACCURACY = 1_000_000
+
+
 def split_by_start(sessions: DataFrame, *, fraction: float) -> tuple[DataFrame, DataFrame, Any]:
-    """(earlier, later, cutoff): the latest ``fraction`` of sessions by start time is ``later``."""
-    cutoff = sessions.select(F.percentile_approx(START, 1.0 - fraction, 10000)).first()[0]
+    """(earlier, later, cutoff): the first floor((1 - fraction) x N) sessions by start time are
+    ``earlier``, the rest ``later`` (ties on the cutoff instant stay earlier). The cutoff is a
+    quantile of the start times: no global sort."""
+    n = sessions.count()
+    # the value at rank floor((1 - fraction) N); half a rank below it keeps rounding off it
+    q = (math.floor((1.0 - fraction) * n) - 0.5) / n if n else 1.0 - fraction
+    cutoff = sessions.select(F.percentile_approx(START, q, _SPLIT_ACCURACY)).first()[0]
     if cutoff is None:
         raise BadInput("evaluation: no sessions to split")
     return (sessions.where(F.col(START) <= F.lit(cutoff)),

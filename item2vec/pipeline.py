@@ -317,15 +317,19 @@ def evaluate_step(sessions: DataFrame, cfg: Config, method: str | None,
                 since=run_end_of(dt.date.fromisoformat(previous.manifest["run_date"])),
                 evaluated_run=previous.pointer, max_test_pairs=e.max_test_pairs,
                 seed=cfg.train.seed, ks=ks, progress=progress)
+            metrics["similarity"] = previous.manifest.get("similarity")
         else:
+            scored: dict[str, Any] = {}
+
             def build(train_sessions: DataFrame, queries: DataFrame) -> evaluate_mod.Lists:
                 built = model_step(train_sessions, cfg, progress, wrap=wrap, queries=queries,
                                    label="eval ")
+                scored["similarity"] = built.similarity
                 return built.lists(max(ks))
 
             metrics = evaluate_mod.holdout(sessions, build=build, test_fraction=e.test_fraction,
                                            max_test_pairs=e.max_test_pairs, seed=cfg.train.seed,
-                                           ks=ks, progress=progress)
+                                           ks=ks, progress=progress) | scored
         note.append(evaluate_mod.summary_line(metrics))
     return metrics
 

@@ -41,7 +41,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from item2vec.cooccurrence import BWD, FWD, OTHER
+from item2vec import cooccurrence as co
+from item2vec.cooccurrence import FEATURES, OTHER
 from item2vec.events import ITEM
 from item2vec.similar import Searcher
 
@@ -149,24 +150,19 @@ def _first_per_segment(seg: np.ndarray, order: np.ndarray, limit: np.ndarray | i
     return order[pos < lim]
 
 
-def _within(arrays: np.ndarray, window: int) -> np.ndarray:
-    return arrays[:, :window].sum(axis=1)
-
-
-def _forward(fwd: np.ndarray, window: int, decay: int = 1) -> np.ndarray:
-    """Occurrences after the item within ``window`` positions, weighted 1 / distance^decay."""
-    return (fwd[:, :window] / np.arange(1, window + 1, dtype=np.float64) ** decay).sum(axis=1)
-
-
 @dataclass
 class Batch:
-    """One Arrow batch of grouped evidence as numpy: query keys and their partners."""
+    """One Arrow batch of grouped evidence as numpy: query keys and their partners' features
+    (see FEATURES)."""
 
     keys: np.ndarray  # (B,) int64 catalogue keys of the query items
     seg: np.ndarray  # (P,) position in ``keys`` of each partner row
     other: np.ndarray  # (P,) partner keys
-    fwd: np.ndarray  # (P, W) times the partner came d positions after the item
-    bwd: np.ndarray  # (P, W) ... before
+    near: np.ndarray  # (P,) symmetric co-occurrences within the hybrid window
+    fwd1: np.ndarray  # (P,) forward transitions within the forward window, 1/d
+    fwd2: np.ndarray  # (P,) ... 1/d^2
+    near_c: np.ndarray  # (P,) symmetric co-occurrences within the cooc_knn window
+    rules: np.ndarray  # (P,) forward transitions within the rules window, 1/d
     pair_seg: np.ndarray | None = None  # validation pairs: position of their prev item ...
     pair_next: np.ndarray | None = None  # ... and the key of the true next item
 
@@ -175,17 +171,9 @@ class Batch:
         keys = batch.column(ITEM).to_numpy().astype(np.int64)
         lists = batch.column("p")
         offsets = lists.offsets.to_numpy()
-        counts = np.diff(offsets)
-        flat = lists.values.slice(offsets[0], offsets[-1] - offsets[0]) \
-            if len(lists) else lists.values
-        fields = dict(zip([f.name for f in flat.type], flat.flatten(), strict=True))
-        other = fields[OTHER].to_numpy(zero_copy_only=False).astype(np.int64)
-
-        def matrix(name: str) -> np.ndarray:
-            values = fields[name].flatten().to_numpy(zero_copy_only=False)
-            width = len(values) // len(other) if len(other) else 1
-            return values.astype(np.float64).reshape(len(other), width)
-
+        flat = lists.values.slice(offsets[0], offsets[-1] - offsets[0])
+        fields = {f.name: a.to_numpy(zero_copy_only=False)
+                  for f, a in zip(flat.type, flat.flatten(), strict=True)}
         pair_seg = pair_next = None
         if NEXTS in batch.schema.names:
             nexts = batch.column(NEXTS)
@@ -193,8 +181,10 @@ class Batch:
             pair_seg = np.repeat(np.arange(len(keys)), np.diff(n_off))
             pair_next = nexts.values.slice(n_off[0], n_off[-1] - n_off[0]).to_numpy(
                 zero_copy_only=False).astype(np.int64)
-        return cls(keys, np.repeat(np.arange(len(keys)), counts), other, matrix(FWD),
-                   matrix(BWD), pair_seg, pair_next)
+        return cls(keys, np.repeat(np.arange(len(keys)), np.diff(offsets)),
+                   fields[OTHER].astype(np.int64),
+                   *(fields[name].astype(np.float64) for name in FEATURES),
+                   pair_seg=pair_seg, pair_next=pair_next)
 
 
 def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params: Params,
@@ -207,9 +197,9 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     """
     n = len(batch.keys)
     seg, other = batch.seg, batch.other
-    near = _within(batch.fwd, params.window) + _within(batch.bwd, params.window)
+    near = batch.near
     decays = {w.decay for w in params.grid} if output == "grid" else {params.weights.decay}
-    fwd = {d: _forward(batch.fwd, params.forward_window, d) for d in decays | {1}}
+    fwd = {1: batch.fwd1, 2: batch.fwd2}
     rank_of = lookups.id_rank
     vocab_keys = len(lookups.row_of_key)
 
@@ -257,7 +247,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     e_near = np.zeros(len(e_code))
     e_near[found] = near[order[at[found]]]
     e_fwd = {}
-    for d, values in fwd.items():
+    for d, values in ((d, fwd[d]) for d in decays | {1}):
         e_fwd[d] = np.zeros(len(e_code))
         e_fwd[d][found] = values[order[at[found]]]
     # cosines of the partner candidates that have a vector on both sides
@@ -314,9 +304,9 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     # item co-occurrence kNN and sequential rules, over every partner
     freq = lookups.frequency.astype(np.float64)
     lam, alpha = params.cooc_lambda, params.cooc_alpha
-    co_w = _within(batch.fwd, params.cooc_window) + _within(batch.bwd, params.cooc_window)
-    knn = co_w / ((freq[batch.keys[seg]] + lam) ** alpha * (freq[other] + lam) ** (1 - alpha))
-    rules = _forward(batch.fwd, params.rules_window)
+    knn = batch.near_c / ((freq[batch.keys[seg]] + lam) ** alpha
+                          * (freq[other] + lam) ** (1 - alpha))
+    rules = batch.rules
     for code, value in ((2, knn), (3, rules)):
         ok = np.flatnonzero(value > 0)
         order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
@@ -404,21 +394,24 @@ def _to_arrow(cols: dict[str, np.ndarray], schema: T.StructType) -> pa.RecordBat
 # -- Spark -----------------------------------------------------------------------------------
 def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | None,
                lookups: Broadcast, params: Params, pairs: DataFrame | None = None) -> DataFrame:
-    """Rank every item of ``evidence`` (item_id, other_id, fwd, bwd keyed by catalogue keys)
-    and of ``items`` (item_id keys that need a list even without evidence, e.g. the
+    """Rank every item of ``evidence`` (item_id, other_id, fwd, bwd keyed by catalogue keys;
+    reduced here to co.FEATURES per pair, so each partner travels as a few floats) and of
+    ``items`` (item_id keys that need a list even without evidence, e.g. the
     vocabulary): one aggregation of the evidence per item, then ``rank_batch`` per Arrow
     batch. ``lookups`` broadcasts a Lookups.
 
     With validation ``pairs`` (prev_item, next_item keys) the result is instead the sums of
     ``grid_sums`` per weight mix of ``params.grid`` (GRID_SCHEMA), one row per mix and task.
     """
+    feats = co.features(evidence, window=params.window, forward_window=params.forward_window,
+                        cooc_window=params.cooc_window, rules_window=params.rules_window)
     partner = T.StructType([T.StructField(OTHER, T.IntegerType()),
-                            T.StructField(FWD, T.ArrayType(T.LongType())),
-                            T.StructField(BWD, T.ArrayType(T.LongType()))])
+                            *[T.StructField(name, T.FloatType()) for name in FEATURES]])
     none_p, none_n = F.lit(None).cast(partner), F.lit(None).cast("int")
-    rows = evidence.select(F.col(ITEM).cast("int").alias(ITEM), F.struct(
-        F.col(OTHER).cast("int").alias(OTHER), F.col(FWD).cast("array<bigint>").alias(FWD),
-        F.col(BWD).cast("array<bigint>").alias(BWD)).alias("p"), none_n.alias("n"))
+    rows = feats.select(F.col(ITEM).cast("int").alias(ITEM), F.struct(
+        F.col(OTHER).cast("int").alias(OTHER),
+        *[F.col(name).cast("float").alias(name) for name in FEATURES]).alias("p"),
+        none_n.alias("n"))
     rows = rows.unionByName(items.select(F.col(ITEM).cast("int").alias(ITEM), none_p.alias("p"),
                                          none_n.alias("n")))
     aggs = [F.collect_list("p").alias("p")]

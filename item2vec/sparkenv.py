@@ -54,6 +54,10 @@ SESSION_CONF: dict[str, str] = {
     # Plain microsecond timestamps in Parquet (the contract); Spark's default is legacy INT96.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Rows per Arrow batch handed to a Python task. The ranking's rows are items carrying all
+    # their co-occurrence partners (thousands each in dense logs): Spark's 10,000 rows per batch
+    # built batches of hundreds of MB; 1,024 keeps them in the tens.
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "1024",
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     # Let AQE coalesce shuffles below cached (persisted) stages too.
