@@ -208,7 +208,8 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
         params = rank.Params(k=s.k, candidates=s.candidates, partners=s.partners,
                              window=s.window, forward_window=s.forward_window,
                              weights=rank.Weights(*s.weights, decay=s.forward_decay), mode=s.mode,
-                             references=True, ref_k=max(e.ks), cooc_window=e.cooc_window,
+                             references=e.enabled or queries is not None,
+                             ref_k=max(e.ks), cooc_window=e.cooc_window,
                              cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda,
                              rules_window=e.rules_window)
         weights, validation = validate(keyed, evidence, ranked_items, searcher, lookups,

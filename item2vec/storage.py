@@ -68,6 +68,18 @@ def local_path(path: str) -> str:
     return urlparse(path).path if str(path).startswith("file:") else str(path)
 
 
+def _local_temp(path: str, data: bytes) -> str:
+    """``data`` written and synced to a fresh temporary file beside ``path`` (its directory made
+    if missing): what an atomic replace or link then publishes whole."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return tmp
+
+
 def host_name() -> str:
     return socket.gethostname()
 
@@ -270,14 +282,9 @@ class Storage:
         """Replace ``path`` atomically: readers see the old content or the new, never a part
         (see the module docstring for how each scheme does it). Parent directories are made."""
         if self.local:
-            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
             with self._guard("write", path):
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = _local_temp(path, data)
                 try:
-                    with open(tmp, "wb") as fh:
-                        fh.write(data)
-                        fh.flush()
-                        os.fsync(fh.fileno())
                     os.replace(tmp, path)
                 finally:
                     if os.path.lexists(tmp):
@@ -307,14 +314,9 @@ class Storage:
         if isinstance(data, str):
             data = data.encode("utf-8")
         if self.local:
-            tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
             with self._guard("create", path):
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = _local_temp(path, data)
                 try:
-                    with open(tmp, "wb") as fh:
-                        fh.write(data)
-                        fh.flush()
-                        os.fsync(fh.fileno())
                     try:  # a hard link publishes the complete file or fails if path exists
                         os.link(tmp, path)
                     except FileExistsError:
