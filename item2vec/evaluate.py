@@ -93,7 +93,8 @@ def split_by_start(sessions: DataFrame, *, fraction: float) -> tuple[DataFrame, 
     quantile of the start times: no global sort."""
     n = sessions.count()
     # the value at rank floor((1 - fraction) N); half a rank below it keeps rounding off it
-    q = (math.floor((1.0 - fraction) * n) - 0.5) / n if n else 1.0 - fraction
+    first = max(math.floor((1.0 - fraction) * n), 1)  # at least one session to learn from
+    q = (first - 0.5) / n if n else 1.0 - fraction
     cutoff = sessions.select(F.percentile_approx(START, q, _SPLIT_ACCURACY)).first()[0]
     if cutoff is None:
         raise BadInput("evaluation: no sessions to split")

@@ -162,7 +162,7 @@ def test_manifest_has_the_contract_keys(run):
     assert m["config"]["sample"]["users"] == 800
     sim = m["similarity"]
     assert sim["mode"] == "hybrid" and set(sim["weights"]) == {"cooccurrence", "forward",
-                                                               "cosine"}
+                                                               "cosine", "forward_decay"}
     assert sim["weights_source"] in ("validation", "config")
     metrics = m["metrics"]
     assert metrics["method"] == "holdout" and metrics["evaluated_run"] is None  # a first run
@@ -284,7 +284,8 @@ def nightly(spark, tmp_path_factory):
                          end=end, seed=5)
     out = d / "out"
     common = ["--input", str(d / "log" / "events"), "--output", str(out),
-              "--set", "gate.min_lift_over_popularity=0", "--set", "evaluate.max_test_pairs=5000"]
+              "--set", "gate.min_lift_over_popularity=0", "--set", "evaluate.max_test_pairs=5000",
+              "--set", "train.max_auto_passes=6"]
     codes = [main([*common, "--run-date", "2026-11-08"]),
              main([*common, "--run-date", "2026-11-09"])]
     return {"out": out, "common": common, "codes": codes}
