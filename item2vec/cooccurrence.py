@@ -6,15 +6,16 @@ what a team computes with a few lines of SQL, and on real click logs they predic
 item better than embeddings do (Ludewig & Jannach). The hybrid ranking (item2vec.rank) uses the
 same evidence, and the evaluation scores these lists as the baselines to beat.
 
-Evidence is counted once per run, by distance and direction, for every ordered pair of distinct
-items at most ``max_distance`` positions apart in a session: ``fwd[d-1]`` is how often
-``other_id`` came ``d`` positions after ``item_id``, ``bwd[d-1]`` how often it came ``d``
-positions before. Any window up to ``max_distance`` and any distance weighting is derived from
-these two short arrays without another pass over the sessions (item2vec.rank does). Pairs are
-generated with array functions per session and aggregated with one shuffle.
+Evidence is counted once per run, for every pair of distinct items at most a few positions
+apart in a session, as the handful of sums the ranking and the baselines read (symmetric
+co-occurrences within a window, forward transitions weighted 1/d or 1/d^2). Pairs are generated
+with array functions per session, forward only, and aggregated with one shuffle; both sides of
+a pair are derived from that aggregate (``oriented``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -23,9 +24,11 @@ from item2vec.events import ITEM
 from item2vec.sessions import ITEMS, SESSION_ID
 from item2vec.vocabulary import FREQUENCY, INDEX
 
-OTHER, FWD, BWD, KEYS = "other_id", "fwd", "bwd", "keys"
-# What the ranking reads of a pair's evidence (see features()).
+OTHER, KEYS = "other_id", "keys"
+# What the ranking reads of a pair's evidence (see pair_evidence); "near" and "near_c" count
+# both orders of the pair once oriented.
 FEATURES = ("near", "fwd1", "fwd2", "near_c", "rules")
+SYMMETRIC = ("near", "near_c")
 RANK, REC, SCORE = "rank", "rec_item", "score"
 FIT = "_fit"  # sessions column: true for the part that fits the evidence used to tune weights
 
@@ -50,13 +53,35 @@ def keyed_sessions(sessions: DataFrame, catalogue: DataFrame, *, fit: bool = Fal
             .select(*keep, F.transform("t", lambda t: t[INDEX]).alias(KEYS)))
 
 
-def pair_evidence(sessions: DataFrame, *, max_distance: int, fit: bool = False,
-                  items: str = ITEMS) -> DataFrame:
-    """(item_id, other_id, fwd, bwd[, fwd_fit, bwd_fit]) for every ordered pair of distinct items
-    at most ``max_distance`` positions apart in a session (both orders are rows of their own).
+@dataclass(frozen=True)
+class Windows:
+    """The windows (in positions) the evidence is counted for: the hybrid's symmetric and
+    forward windows, and the baselines' (item-kNN co-occurrence, sequential rules)."""
 
-    ``items`` names the sessions' array column (ids, or catalogue keys). With ``fit``, sessions
-    carry ``_fit`` and the counts over the fit part come along in the same aggregation.
+    near: int
+    forward: int
+    cooc: int
+    rules: int
+
+    @property
+    def longest(self) -> int:
+        return max(self.near, self.forward, self.cooc, self.rules)
+
+
+def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: bool = False,
+                  items: str = ITEMS) -> DataFrame:
+    """(item_id, other_id, *FEATURES[, *FEATURES_fit]) per ordered pair: other_id came d
+    positions after item_id in a session, d <= windows.longest, summed over sessions as
+
+    - ``near``: occurrences with d <= windows.near; ``near_c``: with d <= windows.cooc
+      (each order's row counts its own direction; ``oriented`` adds the two),
+    - ``fwd1`` / ``fwd2``: sum of 1/d and 1/d^2 over d <= windows.forward,
+    - ``rules``: sum of 1/d over d <= windows.rules.
+
+    Only forward pairs are emitted and aggregated (one row per pair occurrence, one shuffle):
+    half the rows of counting both orders, which ``oriented`` derives from the aggregate.
+    ``items`` names the sessions' array column (ids or catalogue keys). With ``fit``, sessions
+    carry ``_fit`` and the sums over the fit part come along in the same aggregation.
     """
     n = F.size(items)
 
@@ -67,59 +92,36 @@ def pair_evidence(sessions: DataFrame, *, max_distance: int, fit: bool = False,
                            lambda p: F.struct(p["a"].alias("a"), p["b"].alias("b"),
                                               F.lit(d).alias("d")))
 
-    pairs = F.flatten(F.array(*[at(d) for d in range(1, max_distance + 1)]))
-    exploded = (sessions.where(n >= 2)
-                .select(*([FIT] if fit else []), F.explode(pairs).alias("p"))
-                .where(F.col("p.a") != F.col("p.b")))
-    # Each pair is a row of each item: b comes after a (forward), a comes before b (backward).
-    both = exploded.select(*([FIT] if fit else []), F.col("p.d").alias("d"), F.explode(F.array(
-        F.struct(F.col("p.a").alias(ITEM), F.col("p.b").alias(OTHER), F.lit(True).alias("fw")),
-        F.struct(F.col("p.b").alias(ITEM), F.col("p.a").alias(OTHER), F.lit(False).alias("fw")),
-    )).alias("e")).select(F.col("e.*"), "d", *([FIT] if fit else []))
-
-    def counts(forward: bool, only_fit: bool) -> list[Column]:
-        cond = F.col("fw") if forward else ~F.col("fw")
-        if only_fit:
-            cond = cond & F.col(FIT)
-        return [F.count(F.when(cond & (F.col("d") == d), 1)) for d in range(1, max_distance + 1)]
-
-    parts = [(FWD, True, False), (BWD, False, False)]
+    pairs = F.flatten(F.array(*[at(d) for d in range(1, windows.longest + 1)]))
+    rows = (sessions.where(n >= 2)
+            .select(*([FIT] if fit else []), F.explode(pairs).alias("p"))
+            .where(F.col("p.a") != F.col("p.b"))
+            .select(F.col("p.a").alias(ITEM), F.col("p.b").alias(OTHER),
+                    F.col("p.d").cast("double").alias("d"), *([FIT] if fit else [])))
+    d = F.col("d")
+    weights = {"near": F.when(d <= windows.near, 1.0),
+               "fwd1": F.when(d <= windows.forward, 1 / d),
+               "fwd2": F.when(d <= windows.forward, 1 / (d * d)),
+               "near_c": F.when(d <= windows.cooc, 1.0),
+               "rules": F.when(d <= windows.rules, 1 / d)}
+    aggs = [F.coalesce(F.sum(weights[f]), F.lit(0.0)).alias(f) for f in FEATURES]
     if fit:
-        parts += [(f"{FWD}{FIT}", True, True), (f"{BWD}{FIT}", False, True)]
-    aggs = [F.array(*counts(forward, only_fit)).alias(name) for name, forward, only_fit in parts]
-    return both.groupBy(ITEM, OTHER).agg(*aggs)
+        aggs += [F.coalesce(F.sum(F.when(F.col(FIT), weights[f])), F.lit(0.0)).alias(f + FIT)
+                 for f in FEATURES]
+    return rows.groupBy(ITEM, OTHER).agg(*aggs)
 
 
-def near(window: int) -> Column:
-    """Times the pair occurred at most ``window`` positions apart, in either order."""
-    total = F.lit(0).cast("long")
-    for d in range(window):
-        total = total + F.coalesce(F.col(FWD)[d], F.lit(0)) + F.coalesce(F.col(BWD)[d], F.lit(0))
-    return total
-
-
-def forward(window: int, decay: int = 1) -> Column:
-    """Occurrences of other_id after item_id within ``window`` positions, weighted
-    1 / distance^decay (sequential rules)."""
-    total = F.lit(0.0)
-    for d in range(1, window + 1):
-        total = total + F.coalesce(F.col(FWD)[d - 1], F.lit(0)) / F.lit(float(d ** decay))
-    return total
-
-
-def features(evidence: DataFrame, *, window: int, forward_window: int, cooc_window: int,
-             rules_window: int) -> DataFrame:
-    """(item_id, other_id, *FEATURES): a pair's evidence as the few numbers ranking uses:
-    symmetric co-occurrences within ``window``, forward transitions within ``forward_window``
-    weighted 1/d and 1/d^2, and the baselines' co-occurrences (``cooc_window``) and
-    sequential rules (``rules_window``). Pairs with none of them are dropped."""
-    out = evidence.select(ITEM, OTHER, near(window).alias("near"),
-                          forward(forward_window, 1).alias("fwd1"),
-                          forward(forward_window, 2).alias("fwd2"),
-                          near(cooc_window).alias("near_c"),
-                          forward(rules_window, 1).alias("rules"))
-    return out.where((F.col("near") > 0) | (F.col("fwd1") > 0) | (F.col("near_c") > 0)
-                     | (F.col("rules") > 0))
+def oriented(evidence: DataFrame, *, fit: bool = False) -> DataFrame:
+    """(item_id, other_id, *FEATURES) from both sides of each pair_evidence row: as is for
+    item_id, and for other_id the symmetric counts only (``near``, ``near_c``; its forward
+    evidence towards item_id is the reverse row's). A pair thus has up to two rows per item,
+    whose features add up (rank.rank_batch does). With ``fit``, the fit part's sums."""
+    cols = [F.col(f + FIT if fit else f).alias(f) for f in FEATURES]
+    back = [F.col(f + FIT if fit else f).alias(f) if f in SYMMETRIC else F.lit(0.0).alias(f)
+            for f in FEATURES]
+    forward = evidence.select(ITEM, OTHER, *cols)
+    backward = evidence.select(F.col(OTHER).alias(ITEM), F.col(ITEM).alias(OTHER), *back)
+    return forward.unionByName(backward.where((F.col("near") > 0) | (F.col("near_c") > 0)))
 
 
 def popularity(counts: DataFrame, *, k: int) -> DataFrame:

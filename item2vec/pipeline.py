@@ -192,31 +192,27 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
     with progress.stage(f"{label}similar") as note:
         keyed = co.keyed_sessions(sessions, catalogue, fit=True).persist(
             StorageLevel.MEMORY_AND_DISK)
-        window = max(s.window, s.forward_window, e.cooc_window, e.rules_window)
-        evidence = co.pair_evidence(keyed, max_distance=window, fit=True, items=co.KEYS)
+        windows = co.Windows(near=s.window, forward=s.forward_window, cooc=e.cooc_window,
+                             rules=e.rules_window)
+        evidence = co.pair_evidence(keyed, windows=windows, fit=True, items=co.KEYS).persist(
+            StorageLevel.MEMORY_AND_DISK)
         gone = sorted(set(range(size)) - set(model.keys.tolist()))  # few, if any
         ranked_items = vocab.where(~F.col(INDEX).isin(gone)).select(F.col(INDEX).alias(ITEM))
-        if queries is not None:  # keys of the query items
-            query_keys = catalogue.join(queries, ITEM).select(F.col(INDEX).alias(ITEM))
-            evidence = evidence.join(query_keys, ITEM)
-            ranked_items = ranked_items.join(query_keys, ITEM)
-        evidence = evidence.persist(StorageLevel.MEMORY_AND_DISK)
+        only = None if queries is None else (  # keys of the query items
+            catalogue.join(queries, ITEM).select(F.col(INDEX).alias(ITEM)))
         lookups = spark.sparkContext.broadcast(_lookups(catalogue, model, items))
         searcher = similar_mod.Searcher(spark, model.matrix, k=s.candidates,
                                         block_bytes=s.block_bytes, search=s.search,
                                         params=ann.params_for(s.search, s))
         params = rank.Params(k=s.k, candidates=s.candidates, partners=s.partners,
-                             window=s.window, forward_window=s.forward_window,
                              weights=rank.Weights(*s.weights, decay=s.forward_decay), mode=s.mode,
-                             references=e.enabled or queries is not None,
-                             ref_k=max(e.ks), cooc_window=e.cooc_window,
-                             cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda,
-                             rules_window=e.rules_window)
+                             references=e.enabled or queries is not None, ref_k=max(e.ks),
+                             cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda)
         weights, validation = validate(keyed, evidence, ranked_items, searcher, lookups,
                                        params, cfg)
         params = dataclasses.replace(params, weights=weights)
         ranked = wrap("similar", rank.rank_items(evidence, ranked_items, searcher=searcher,
-                                                 lookups=lookups, params=params)
+                                                 lookups=lookups, params=params, only=only)
                       ).persist(StorageLevel.MEMORY_AND_DISK)
         ranked.count()  # once: the published and the reference lists are both read from it
         similar, references = _with_ids(ranked, catalogue)
@@ -277,15 +273,12 @@ def validate(keyed: DataFrame, evidence: DataFrame, items: DataFrame,
             return params.weights, {"tuned": False, "pairs": n,
                                     "reason": f"fewer than {MIN_VALIDATION_PAIRS} pairs"}
         queries = pairs.select(F.col(evaluate_mod.PREV).alias(ITEM)).distinct()
-        fit = evidence.join(queries, ITEM).select(
-            ITEM, co.OTHER, F.col(f"{co.FWD}{co.FIT}").alias(co.FWD),
-            F.col(f"{co.BWD}{co.FIT}").alias(co.BWD))
         ks = tuple(sorted({min(10, s.k), s.k}))
         tune = s.tune_weights and s.mode != "embedding" and n >= s.min_tuning_pairs
         grid = (rank.weight_grid(params.weights, mode=s.mode) if tune
                 else [rank.mode_weights(s.mode, params.weights)])
-        sums = rank.rank_items(fit, items.join(queries, ITEM), searcher=searcher,
-                               lookups=lookups, pairs=pairs,
+        sums = rank.rank_items(evidence, items, searcher=searcher, lookups=lookups, pairs=pairs,
+                               fit=True, only=queries,
                                params=dataclasses.replace(params, grid=tuple(grid), grid_ks=ks))
         results = rank.grid_metrics(sums, grid, ks=ks)
         objective = f"ndcg@{s.k}"

@@ -102,18 +102,14 @@ class Params:
     k: int  # rows per item (vocabulary items: at most vocab_rows - 1)
     candidates: int  # embedding neighbours per item
     partners: int  # strongest partners per evidence
-    window: int  # symmetric co-occurrence window of the hybrid evidence
-    forward_window: int  # forward-transition window of the hybrid evidence
     weights: Weights
     mode: str
     references: bool  # also rank the reference lists
     ref_k: int = 20
     grid: tuple[Weights, ...] = ()  # weight mixes scored by output="grid" ...
     grid_ks: tuple[int, ...] = (10, 20)  # ... at these cut-offs
-    cooc_window: int = 3
     cooc_alpha: float = 0.5
     cooc_lambda: float = 20.0
-    rules_window: int = 3
 
 
 @dataclass(frozen=True)
@@ -196,11 +192,19 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     cosine NaN = none).
     """
     n = len(batch.keys)
-    seg, other = batch.seg, batch.other
-    near = batch.near
-    decays = {w.decay for w in params.grid} if output == "grid" else {params.weights.decay}
-    fwd = {1: batch.fwd1, 2: batch.fwd2}
     rank_of = lookups.id_rank
+    span = np.int64(max(int(rank_of.shape[0]), 1))
+    # a partner may come in two rows (its own evidence row and the reverse of the other's):
+    # its features are their sums
+    codes, inverse = np.unique(batch.seg * span + batch.other, return_inverse=True)
+    seg, other = codes // span, codes % span
+
+    def summed(values: np.ndarray) -> np.ndarray:
+        return np.bincount(inverse, weights=values, minlength=len(codes))
+
+    near, near_c, rules = summed(batch.near), summed(batch.near_c), summed(batch.rules)
+    decays = {w.decay for w in params.grid} if output == "grid" else {params.weights.decay}
+    fwd = {1: summed(batch.fwd1), 2: summed(batch.fwd2)}
     vocab_keys = len(lookups.row_of_key)
 
     def row(keys: np.ndarray) -> np.ndarray:
@@ -237,8 +241,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
         e_other = lookups.key_of_row[idx.ravel()].astype(np.int64)
         e_cos = np.concatenate(cos_parts).ravel().astype(np.float64)
     # features of embedding candidates from their evidence (0 when they never co-occurred)
-    span = np.int64(max(int(lookups.id_rank.shape[0]), 1))
-    p_code = seg * span + other
+    p_code = codes
     order = np.argsort(p_code, kind="stable")
     e_code = e_seg * span + e_other
     at = np.searchsorted(p_code[order], e_code)
@@ -304,9 +307,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     # item co-occurrence kNN and sequential rules, over every partner
     freq = lookups.frequency.astype(np.float64)
     lam, alpha = params.cooc_lambda, params.cooc_alpha
-    knn = batch.near_c / ((freq[batch.keys[seg]] + lam) ** alpha
-                          * (freq[other] + lam) ** (1 - alpha))
-    rules = batch.rules
+    knn = near_c / ((freq[batch.keys[seg]] + lam) ** alpha * (freq[other] + lam) ** (1 - alpha))
     for code, value in ((2, knn), (3, rules)):
         ok = np.flatnonzero(value > 0)
         order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
@@ -393,18 +394,21 @@ def _to_arrow(cols: dict[str, np.ndarray], schema: T.StructType) -> pa.RecordBat
 
 # -- Spark -----------------------------------------------------------------------------------
 def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | None,
-               lookups: Broadcast, params: Params, pairs: DataFrame | None = None) -> DataFrame:
-    """Rank every item of ``evidence`` (item_id, other_id, fwd, bwd keyed by catalogue keys;
-    reduced here to co.FEATURES per pair, so each partner travels as a few floats) and of
-    ``items`` (item_id keys that need a list even without evidence, e.g. the
-    vocabulary): one aggregation of the evidence per item, then ``rank_batch`` per Arrow
-    batch. ``lookups`` broadcasts a Lookups.
+               lookups: Broadcast, params: Params, pairs: DataFrame | None = None,
+               fit: bool = False, only: DataFrame | None = None) -> DataFrame:
+    """Rank every item that has evidence (co.pair_evidence rows keyed by catalogue keys, both
+    sides of each pair: each partner travels as a few floats) or is in ``items`` (item_id keys
+    that need a list even without evidence, e.g. the vocabulary); with ``only`` (item_id keys)
+    just those. One aggregation of the evidence per item, then ``rank_batch`` per Arrow batch.
+    ``lookups`` broadcasts a Lookups; ``fit`` ranks from the fit part's evidence.
 
     With validation ``pairs`` (prev_item, next_item keys) the result is instead the sums of
-    ``grid_sums`` per weight mix of ``params.grid`` (GRID_SCHEMA), one row per mix and task.
+    ``grid_sums`` per weight mix of ``params.grid`` (grid_schema), one row per mix and batch.
     """
-    feats = co.features(evidence, window=params.window, forward_window=params.forward_window,
-                        cooc_window=params.cooc_window, rules_window=params.rules_window)
+    feats = co.oriented(evidence, fit=fit)
+    if only is not None:
+        feats = feats.join(only, ITEM)
+        items = items.join(only, ITEM)
     partner = T.StructType([T.StructField(OTHER, T.IntegerType()),
                             *[T.StructField(name, T.FloatType()) for name in FEATURES]])
     none_p, none_n = F.lit(None).cast(partner), F.lit(None).cast("int")

@@ -1,28 +1,49 @@
 """Co-occurrence evidence counted from hand-made sessions, and the popularity list."""
 
+import pytest
+
 from item2vec import cooccurrence as co
 
 SESSIONS = "session_id long, items array<string>"
+WINDOWS = co.Windows(near=2, forward=3, cooc=1, rules=2)
 
 
-def test_pair_evidence_counts_by_distance_and_direction(spark):
+def _rows(df):
+    return {(r.item_id, r.other_id): tuple(round(r[f], 6) for f in co.FEATURES)
+            for r in df.collect()}
+
+
+def test_pair_evidence_counts_forward_pairs_by_window(spark):
     sessions = spark.createDataFrame([(1, ["a", "b", "c", "a"]), (2, ["b", "c"])], SESSIONS)
-    ev = co.pair_evidence(sessions, max_distance=3)
-    got = {(r.item_id, r.other_id): (r.fwd, r.bwd) for r in ev.collect()}
-    # session 1: a-b, b-c, c-a at distance 1; a-c, b-a at 2; a-a at 3 is the same item
+    got = _rows(co.pair_evidence(sessions, windows=WINDOWS))
+    # features: near (d <= 2), fwd1 / fwd2 (1/d, 1/d^2 over d <= 3), near_c (d <= 1), rules
+    # (1/d over d <= 2). Session 1: a-b, b-c, c-a at d 1; a-c, b-a at d 2; a-a (d 3) is no pair
     assert got == {
-        ("a", "b"): ([1, 0, 0], [0, 1, 0]), ("b", "a"): ([0, 1, 0], [1, 0, 0]),
-        ("a", "c"): ([0, 1, 0], [1, 0, 0]), ("c", "a"): ([1, 0, 0], [0, 1, 0]),
-        ("b", "c"): ([2, 0, 0], [0, 0, 0]), ("c", "b"): ([0, 0, 0], [2, 0, 0]),
+        ("a", "b"): (1, 1.0, 1.0, 1, 1.0),
+        ("b", "c"): (2, 2.0, 2.0, 2, 2.0),  # both sessions
+        ("c", "a"): (1, 1.0, 1.0, 1, 1.0),
+        ("a", "c"): (1, 0.5, 0.25, 0, 0.5),
+        ("b", "a"): (1, 0.5, 0.25, 0, 0.5),
     }
-    assert ev.schema["fwd"].dataType.simpleString() == "array<bigint>"
 
 
-def test_fit_counts_only_the_fit_sessions(spark):
+def test_oriented_adds_the_symmetric_counts_of_the_reverse_pair(spark):
+    sessions = spark.createDataFrame([(1, ["a", "x", "b"]), (2, ["b", "a"])], SESSIONS)
+    rows = co.oriented(co.pair_evidence(sessions, windows=WINDOWS)).where(
+        "item_id = 'a' and other_id = 'b'").collect()
+    total = {f: sum(r[f] for r in rows) for f in co.FEATURES}
+    # a->b at d 2 (session 1) and b->a at d 1 (session 2): near counts both, forward only a->b
+    assert total == {"near": 2, "fwd1": 0.5, "fwd2": 0.25, "near_c": 1, "rules": 0.5}
+
+
+def test_fit_sums_only_the_fit_sessions(spark):
     sessions = spark.createDataFrame([(1, ["a", "b"], True), (2, ["a", "b"], False)],
                                      SESSIONS + ", _fit boolean")
-    ev = co.pair_evidence(sessions, max_distance=1, fit=True).where("item_id = 'a'").first()
-    assert (ev.fwd, ev.fwd_fit, ev.bwd, ev.bwd_fit) == ([2], [1], [0], [0])
+    ev = co.pair_evidence(sessions, windows=WINDOWS, fit=True).first()
+    assert (ev.near, ev.near_fit, ev.fwd1, ev.fwd1_fit) == (2, 1, 2, 1)
+    fit = co.oriented(co.pair_evidence(sessions, windows=WINDOWS, fit=True), fit=True)
+    assert {(r.item_id, r.other_id): r.near for r in fit.collect()} == {("a", "b"): 1,
+                                                                       ("b", "a"): 1}
 
 
 def test_keyed_sessions_keep_order_and_the_fit_flag(spark):
@@ -33,8 +54,8 @@ def test_keyed_sessions_keep_order_and_the_fit_flag(spark):
     keyed = co.keyed_sessions(sessions, catalogue, fit=True)
     assert sorted(tuple(r) for r in keyed.collect()) == [(1, True, [1, 0, 1, 2]),
                                                         (2, False, [2, 0])]
-    ev = co.pair_evidence(keyed, max_distance=1, items=co.KEYS)
-    assert {(r.item_id, r.other_id): r.fwd for r in ev.collect()}[(1, 0)] == [1]
+    ev = co.pair_evidence(keyed, windows=WINDOWS, items=co.KEYS)
+    assert _rows(ev)[(1, 0)][0] == pytest.approx(1)
 
 
 def test_item_counts(spark):

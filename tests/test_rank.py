@@ -27,7 +27,8 @@ def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
     names = {v: n for n, v in keys.items()}
     keyed = spark.createDataFrame([(i, [keys[x] for x in s]) for i, s in enumerate(sessions)],
                                   "session_id long, keys array<int>")
-    ev = co.pair_evidence(keyed, max_distance=3, items="keys")
+    ev = co.pair_evidence(keyed, items="keys", windows=co.Windows(
+        near=window, forward=window, cooc=window, rules=window))
     by_id = sorted(keys, key=str)
     lookups = Lookups(row_of_key=np.arange(len(vectors), dtype=np.int32),
                       key_of_row=np.arange(len(vectors), dtype=np.int32),
@@ -36,10 +37,9 @@ def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
                       frequency=np.array([sum(s.count(names[i]) for s in sessions)
                                           for i in range(len(keys))], dtype=np.int64))
     searcher = Searcher(spark, vectors, k=candidates, block_bytes=1 << 20, search="exact")
-    params = Params(k=k, candidates=candidates, partners=partners, window=window,
-                    forward_window=window, weights=weights, mode=mode, references=references,
-                    ref_k=k, grid=tuple(grid), grid_ks=(k,), cooc_window=window,
-                    cooc_alpha=0.5, cooc_lambda=0.0, rules_window=window)
+    params = Params(k=k, candidates=candidates, partners=partners, weights=weights, mode=mode,
+                    references=references, ref_k=k, grid=tuple(grid), grid_ks=(k,),
+                    cooc_alpha=0.5, cooc_lambda=0.0)
     items = spark.createDataFrame([(i,) for i in range(len(vectors))], "item_id int")
     bc = spark.sparkContext.broadcast(lookups)
     if pairs is not None:
