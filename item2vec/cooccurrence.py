@@ -21,10 +21,10 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from item2vec.events import ITEM
-from item2vec.sessions import ITEMS, SESSION_ID
-from item2vec.vocabulary import FREQUENCY, INDEX
+from item2vec.sessions import ITEMS
+from item2vec.vocabulary import FREQUENCY
 
-OTHER, KEYS = "other_id", "keys"
+OTHER = "other_id"
 # What the ranking reads of a pair's evidence (see pair_evidence); "near" and "near_c" count
 # both orders of the pair once oriented.
 FEATURES = ("near", "fwd1", "fwd2", "near_c", "rules")
@@ -37,20 +37,6 @@ def item_counts(sessions: DataFrame) -> DataFrame:
     """(item_id, frequency): occurrences of every item in the training sessions."""
     return (sessions.select(F.explode(ITEMS).alias(ITEM)).groupBy(ITEM)
             .agg(F.count(F.lit(1)).alias(FREQUENCY)))
-
-
-def keyed_sessions(sessions: DataFrame, catalogue: DataFrame, *, fit: bool = False) -> DataFrame:
-    """(session_id[, _fit], keys): each session's items as the catalogue's integer keys.
-
-    Counting and ranking on int keys instead of ids keeps every shuffle, hash and array of the
-    evidence small whatever the id type; ids come back only on the published rows.
-    """
-    keep = [SESSION_ID, *([FIT] if fit else [])]
-    tokens = (sessions.select(*keep, F.posexplode(ITEMS).alias("pos", ITEM))
-              .join(catalogue.select(ITEM, INDEX), ITEM))
-    return (tokens.groupBy(*keep)
-            .agg(F.sort_array(F.collect_list(F.struct("pos", INDEX))).alias("t"))
-            .select(*keep, F.transform("t", lambda t: t[INDEX]).alias(KEYS)))
 
 
 @dataclass(frozen=True)

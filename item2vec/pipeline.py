@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 import item2vec
 from item2vec import ann, rank, train
 from item2vec import cooccurrence as co
+from item2vec import corpus as corpus_mod
 from item2vec import evaluate as evaluate_mod
 from item2vec import events as events_mod
 from item2vec import sample as sample_mod
@@ -186,15 +187,17 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
             raise BadInput(f"vocabulary has {size} item(s) with >= vocabulary.min_count="
                            f"{v.min_count} occurrences; need at least 2 (lower "
                            f"vocabulary.min_count or give more data)")
+        kept = corpus_mod.with_keep(catalogue, vocab_size=size, subsample=cfg.corpus.subsample)
+        keyed = corpus_mod.keyed_sessions(sessions, kept, keep=(co.FIT,)).persist(
+            StorageLevel.MEMORY_AND_DISK)
     vocab = catalogue.where(F.col(INDEX) < size)
-    model = train.fit_model(sessions, vocab, **train_args(cfg), progress=progress, wrap=wrap,
+    model = train.fit_model(keyed, vocab, **train_args(cfg), progress=progress, wrap=wrap,
                             label=label)
     with progress.stage(f"{label}similar") as note:
-        keyed = co.keyed_sessions(sessions, catalogue, fit=True).persist(
-            StorageLevel.MEMORY_AND_DISK)
         windows = co.Windows(near=s.window, forward=s.forward_window, cooc=e.cooc_window,
                              rules=e.rules_window)
-        evidence = co.pair_evidence(keyed, windows=windows, fit=True, items=co.KEYS).persist(
+        evidence = co.pair_evidence(keyed, windows=windows, fit=True,
+                                    items=corpus_mod.KEYS).persist(
             StorageLevel.MEMORY_AND_DISK)
         gone = sorted(set(range(size)) - set(model.keys.tolist()))  # few, if any
         ranked_items = vocab.where(~F.col(INDEX).isin(gone)).select(F.col(INDEX).alias(ITEM))
@@ -264,7 +267,7 @@ def validate(keyed: DataFrame, evidence: DataFrame, items: DataFrame,
     weights are scored. Returns (weights, the manifest's similarity.validation block)."""
     s = cfg.similar
     later = keyed.where(~F.col(co.FIT))
-    pairs, _ = evaluate_mod.sample_pairs(evaluate_mod.session_pairs(later, items=co.KEYS),
+    pairs, _ = evaluate_mod.sample_pairs(evaluate_mod.session_pairs(later, items=corpus_mod.KEYS),
                                          max_pairs=s.max_validation_pairs, seed=cfg.train.seed)
     pairs = pairs.persist()
     try:

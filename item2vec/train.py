@@ -146,21 +146,22 @@ class Model:
         self._broadcasts.clear()
 
 
-def fit_model(sessions: DataFrame, vocab: DataFrame, *, subsample: float, copies: int,
+def fit_model(keyed: DataFrame, vocab: DataFrame, *, subsample: float, copies: int,
               max_auto_copies: int, corpus_mode: str, min_sentence_length: int,
               vector_size: int, window: int, iterations: int, auto_tokens: int,
               max_auto_passes: int, step_size: float, num_partitions: int,
               tokens_per_partition: int, seed: int, max_sentence_length: int,
               progress: Progress, wrap: Wrap, label: str = "") -> Model:
     """Corpus -> MLlib Word2Vec -> the vectors of ``vocab`` (item_id, item_index 0..V-1,
-    frequency; persisted by the caller).
+    frequency; persisted by the caller), from ``keyed`` sessions (corpus.keyed_sessions on a
+    catalogue whose vocabulary is ``vocab``).
 
     ``wrap(stage, df)`` is applied to the corpus (a seam for fault-injection tests; the job
     passes the identity). Vocabulary items that end up without a vector (subsampling removed
     them from every corpus copy) are dropped and the rest re-numbered densely; ``Model.keys``
     keeps each matrix row's index in ``vocab``.
     """
-    spark = sessions.sparkSession
+    spark = keyed.sparkSession
     size = vocab.count()
     check_capacity(size, vector_size, driver_bytes=_driver_memory_bytes(spark))
     with progress.stage(f"{label}corpus") as note:
@@ -171,9 +172,8 @@ def fit_model(sessions: DataFrame, vocab: DataFrame, *, subsample: float, copies
         copies, iterations = plan_passes(per_copy, copies=copies, iterations=iterations,
                                          auto_tokens=auto_tokens, max_auto_passes=max_auto_passes,
                                          max_auto_copies=max_auto_copies)
-        sentences = corpus_mod.build_corpus(sessions, vocab, subsample=subsample, copies=copies,
-                                            mode=corpus_mode,
-                                            min_sentence_length=min_sentence_length, seed=seed)
+        sentences = corpus_mod.sentences(keyed, copies=copies, mode=corpus_mode,
+                                         min_sentence_length=min_sentence_length, seed=seed)
         sentences = wrap("corpus", sentences).persist(StorageLevel.MEMORY_AND_DISK)
         stats = sentences.agg(F.count(F.lit(1)).alias("n"),
                               F.sum(F.size(corpus_mod.SENTENCE)).alias("t")).first()

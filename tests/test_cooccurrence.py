@@ -1,7 +1,5 @@
 """Co-occurrence evidence counted from hand-made sessions, and the popularity list."""
 
-import pytest
-
 from item2vec import cooccurrence as co
 
 SESSIONS = "session_id long, items array<string>"
@@ -44,18 +42,6 @@ def test_fit_sums_only_the_fit_sessions(spark):
     fit = co.oriented(co.pair_evidence(sessions, windows=WINDOWS, fit=True), fit=True)
     assert {(r.item_id, r.other_id): r.near for r in fit.collect()} == {("a", "b"): 1,
                                                                        ("b", "a"): 1}
-
-
-def test_keyed_sessions_keep_order_and_the_fit_flag(spark):
-    sessions = spark.createDataFrame([(1, ["b", "a", "b", "c"], True), (2, ["c", "a"], False)],
-                                     SESSIONS + ", _fit boolean")
-    catalogue = spark.createDataFrame([("a", 0), ("b", 1), ("c", 2)],
-                                      "item_id string, item_index int")
-    keyed = co.keyed_sessions(sessions, catalogue, fit=True)
-    assert sorted(tuple(r) for r in keyed.collect()) == [(1, True, [1, 0, 1, 2]),
-                                                        (2, False, [2, 0])]
-    ev = co.pair_evidence(keyed, windows=WINDOWS, items=co.KEYS)
-    assert _rows(ev)[(1, 0)][0] == pytest.approx(1)
 
 
 def test_item_counts(spark):

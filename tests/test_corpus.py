@@ -61,3 +61,17 @@ def test_short_sentences_dropped(spark):
     out = _sentences(build_corpus(s, v, subsample=0, copies=1, mode="sequence",
                                   min_sentence_length=2, seed=1))
     assert out == [["0", "1"]]
+
+
+def test_keyed_sessions_carry_keys_keep_probabilities_and_extra_columns(spark):
+    from item2vec.corpus import keyed_sessions, with_keep
+
+    sessions = spark.createDataFrame([(1, ["b", "a", "b", "c"], True), (2, ["c", "a"], False)],
+                                     "session_id long, items array<string>, _fit boolean")
+    catalogue = spark.createDataFrame([("a", 0, 2), ("b", 1, 2), ("c", 2, 2)],
+                                      "item_id string, item_index int, frequency long")
+    # a vocabulary of two items: c (index 2) is outside it and never reaches the corpus
+    kept = with_keep(catalogue, vocab_size=2, subsample=0)
+    keyed = keyed_sessions(sessions, kept, keep=("_fit",))
+    assert sorted(tuple(r) for r in keyed.collect()) == [
+        (1, True, [1, 0, 1, 2], [1.0, 1.0, 1.0, 0.0]), (2, False, [2, 0], [0.0, 1.0])]
