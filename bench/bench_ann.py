@@ -93,7 +93,7 @@ def real_vectors(path: str) -> tuple[np.ndarray, str] | None:
     """Item vectors of a published run (dir with item_vectors/, or 'auto': newest under
     bench/.data/out/), ordered by item_index."""
     if path == "auto":
-        found = sorted((ROOT / "bench" / ".data" / "out").glob("*/dt=*/item_vectors"),
+        found = sorted((ROOT / "bench" / ".data" / "out").glob("*/dt=*/**/item_vectors"),
                        key=lambda p: p.stat().st_mtime)
         if not found:
             return None

@@ -12,8 +12,9 @@ never do either: vectors and lookup arrays travel as broadcasts, rows are made b
 Each check runs in a child process whose whole output (the Python driver's and the JVM's
 stderr, with conf/log4j2.properties at WARN) goes to a log file that is then searched:
 
-1. control: a closure capturing a 2.4 MB array and a 2M-element parallelize, which must
-   produce both warnings, so the search is known to see them;
+1. control: a 2M-element list parallelized from the driver and a filter with 100k literals,
+   which must produce both warnings, so the search is known to see them (a large Python
+   closure would not do: PySpark broadcasts commands over 1 MB by itself);
 2. model: a ``V x dim`` float32 matrix of clustered vectors on the driver (where the trained
    matrix lives in the job) and a vocabulary DataFrame of V string ids made by Spark
    (``spark.range``), wrapped in ``train.Model``; ``train.item_vectors(model)`` written as
@@ -55,13 +56,15 @@ def _session(master: str) -> Any:
 
 
 def child_control(a: argparse.Namespace) -> dict[str, Any]:
-    """Both warnings on purpose: a large closure, and data parallelized from the driver."""
+    """Both warnings on purpose: rows parallelized from the driver (they travel inside the
+    tasks) and a filter holding 100k literals (it travels inside the stage's task binary)."""
+    from pyspark.sql import functions as F
+
     spark = _session(a.master)
-    big = np.arange(300_000, dtype=np.float64)  # 2.4 MB inside the closure
-    captured = spark.sparkContext.parallelize(range(4), 2).map(lambda x: x + big[1]).sum()
-    shipped = spark.sparkContext.parallelize(range(2_000_000), 2).count()
+    shipped = spark.sparkContext.parallelize(list(range(2_000_000)), 2).count()
+    literals = spark.range(1000).where(F.col("id").isin(list(range(100_000)))).count()
     spark.stop()
-    return {"captured_sum": float(captured), "shipped_count": shipped}
+    return {"shipped_count": shipped, "literals_count": literals}
 
 
 def clustered(n: int, dim: int, *, seed: int = 0) -> np.ndarray:
@@ -123,16 +126,20 @@ def child_model(a: argparse.Namespace) -> dict[str, Any]:
     lookups = spark.sparkContext.broadcast(rank.Lookups(
         keys, keys, keys, (v - np.arange(v)).astype(np.int64)))
     res["search_setup_s"] = round(time.perf_counter() - t0, 1)
-    evidence = spark.range(0).select(  # no co-occurrence: the embedding search alone
-        F.col("id").cast("int").alias(ITEM), F.col("id").cast("int").alias(co.OTHER),
-        F.array().cast("array<bigint>").alias(co.FWD),
-        F.array().cast("array<bigint>").alias(co.BWD))
+    # No co-occurrence evidence (no rows; arrays as long as the job's): the search alone.
+    zeros = F.array_repeat(F.lit(0).cast("long"),
+                           max(s.window, s.forward_window, e.cooc_window, e.rules_window))
+    evidence = spark.range(0).select(F.col("id").cast("int").alias(ITEM),
+                                     F.col("id").cast("int").alias(co.OTHER),
+                                     zeros.alias(co.FWD), zeros.alias(co.BWD))
     step = max(1, v // a.queries)
     queries = spark.range(0, v, step).select(F.col("id").cast("int").alias(ITEM))
     params = rank.Params(k=s.k, candidates=s.candidates, partners=s.partners, window=s.window,
-                         weights=rank.Weights(*s.weights), mode=s.mode, references=True,
-                         ref_k=max(e.ks), cooc_window=e.cooc_window, cooc_alpha=e.cooc_alpha,
-                         cooc_lambda=e.cooc_lambda, rules_window=e.rules_window)
+                         forward_window=s.forward_window,
+                         weights=rank.Weights(*s.weights, decay=s.forward_decay), mode=s.mode,
+                         references=e.enabled, ref_k=max(e.ks), cooc_window=e.cooc_window,
+                         cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda,
+                         rules_window=e.rules_window)  # as pipeline.model_step builds them
     t0 = time.perf_counter()
     rank.rank_items(evidence, queries, searcher=searcher, lookups=lookups,
                     params=params).write.parquet(str(out / "ranked"))

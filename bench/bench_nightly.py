@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.bench_nightly                          # 2M and 10M events
     .venv/bin/python -m bench.bench_nightly --sizes 2000000 --reps 3
     .venv/bin/python -m bench.bench_nightly --sizes 10000000 --reps 2 --driver-memory 3g
+    .venv/bin/python -m bench.bench_nightly --sizes 2000000 --reps 3 --tag _more --reuse-night1 =
 
 For each log size (30 days of synthetic events, ~100k items, dim 64; bench/datagen.py):
 
@@ -65,15 +66,20 @@ def run_night(data: Path, out: Path, *, run_date: str, sets: list[str], label: s
 
 
 def size_runs(events: int, *, items: int, reps: int, driver_memory: str, tag: str,
-              extra: list[str]) -> dict[str, Any]:
+              extra: list[str], reuse_night1: str = "") -> dict[str, Any]:
     data = datagen.dataset(events, items)
     short = datagen._short(events)
     root = jobrun.OUT / f"nightly{tag}_{short}"
     night1_out = root / "night1"
     shutil.rmtree(root, ignore_errors=True)
-    night1 = run_night(data, night1_out, run_date=datagen.PREVIOUS_DATE,
-                       sets=BASE_SET + extra + ["evaluate.enabled=true"],
-                       label=f"{short}-night1", driver_memory=driver_memory, tag=tag)
+    if reuse_night1:  # night 1 of an earlier invocation (tag), copied as it was published
+        shutil.copytree(jobrun.OUT / f"nightly{reuse_night1.lstrip('=')}_{short}" / "night1",
+                        night1_out)
+        night1 = {"rc": 0, "reused": reuse_night1, "label": f"{short}-night1"}
+    else:
+        night1 = run_night(data, night1_out, run_date=datagen.PREVIOUS_DATE,
+                           sets=BASE_SET + extra + ["evaluate.enabled=true"],
+                           label=f"{short}-night1", driver_memory=driver_memory, tag=tag)
     if night1["rc"] != 0:
         raise SystemExit(f"night 1 failed (rc {night1['rc']}): see {night1['log']}")
     runs: list[dict[str, Any]] = []
@@ -124,6 +130,12 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "ratio_wall": _round(ratios("wall_s")),
             "ratio_job_stages": _round(ratios("job_s.stages")),
             "ratio_job_manifest_wall": _round(ratios("job_s.manifest_wall")),
+            # Within each run (immune to load drift between runs): the evaluate stage over
+            # the rest of the job. The write stage's two extra datasets are not in it.
+            "evaluate_share": _round([r["timings_s"].get("evaluate", 0.0)
+                                      / (r["job_s"]["stages"] - r["timings_s"].get("evaluate",
+                                                                                   0.0))
+                                      for r in mine]),
             "stages_s": {k: jobrun.median(v) for k, v in stages.items()},
             "all_wall_s": [r["wall_s"] for r in mine],
             "all_job_stages_s": [r["job_s"]["stages"] for r in mine],
@@ -181,6 +193,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--set", dest="sets", action="append", default=[],
                    help="extra --set for every run (repeatable)")
     p.add_argument("--tag", default="", help="suffix of result files")
+    p.add_argument("--reuse-night1", default="", metavar="TAG",
+                   help="start from night 1 of an earlier invocation with this --tag ('=' for "
+                        "the empty tag) instead of running it again")
     a = p.parse_args(argv)
     jobrun.RESULTS.mkdir(parents=True, exist_ok=True)
     path = jobrun.RESULTS / f"nightly{a.tag}.json"
@@ -188,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["machine"] = jobrun.machine()
     for n in [int(x) for x in a.sizes.split(",")]:
         res = size_runs(n, items=a.items, reps=a.reps, driver_memory=a.driver_memory,
-                        tag=a.tag, extra=a.sets)
+                        tag=a.tag, extra=a.sets, reuse_night1=a.reuse_night1)
         results[datagen._short(n)] = res
         path.write_text(json.dumps(results, indent=2, default=list))
         print(f"\n{datagen._short(n)} events:\n{table(res)}\n", flush=True)

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--reps", type=int, default=1, help="repetitions of each trainer")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     p.add_argument("--master", default="local[2]")
+    p.add_argument("--tag", default="", help="suffix of the result file (train<tag>.json)")
     a = p.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYSPARK_SUBMIT_ARGS", "--driver-memory 3g pyspark-shell")
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = {"tokens": tokens, "sentences": len(corpus), "vocabulary": vsize,
            "holdout_pairs": len(prev), "dim": a.dim, "window": a.window, "epochs": a.epochs,
            "workers": a.workers, "results": results}
-    (RESULTS / "train.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / f"train{a.tag}.json").write_text(json.dumps(out, indent=2))
     spark.stop()
     return out
 

@@ -169,7 +169,24 @@ def median(values: list[float]) -> float:
 def machine() -> dict[str, Any]:
     """What the numbers were taken on."""
     return {"cpus": os.cpu_count(), "mem_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": sys.version.split()[0], "date": dt.date.today().isoformat()}
+            "python": sys.version.split()[0], "date": dt.date.today().isoformat(),
+            "code": code_version()}
+
+
+def code_version() -> str:
+    """The commit measured: a SNAPSHOT file (first line: the commit) when the benchmarks run
+    from an exported copy of the tree, else git's HEAD, marked when the tree has changes."""
+    marker = ROOT / "SNAPSHOT"
+    if marker.exists():
+        return marker.read_text().splitlines()[0] + " (snapshot)"
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "item2vec", "jobs",
+                                "conf"], cwd=ROOT, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes" if dirty.strip() else "")
 
 
 def plan_scans(event_log: Path, path_part: str) -> list[dict[str, Any]]:

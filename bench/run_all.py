@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run_all                 # train + topk + e2e (about 25 min)
     .venv/bin/python -m bench.run_all --only topk,train
     .venv/bin/python -m bench.run_all --only ann     # IVF / HNSW vs exact top-k (about 15 min)
+    .venv/bin/python -m bench.run_all --only nightly,pruning,blobs   # the nightly job's costs
     .venv/bin/python -m bench.run_all --e2e-set train.num_partitions=2 ...
 
 Each benchmark runs in its own process, one after the other (never concurrently: the
@@ -73,6 +74,45 @@ def combined_table() -> str:
             rows.append((f"ann {r['method']} {r['data']}", f"{r['speedup']:.1f}x exact (build "
                          f"{r['build_s']:.0f}s + search {r['search_s']:.0f}s), recall@10 "
                          f"{r['recall@10']:.3f}", "recall@10 >= 0.95", "yes" if ok else "NO"))
+    nightly = load("nightly.json") or {}
+    for size, res in nightly.items():
+        if not isinstance(res, dict) or "summary" not in res:
+            continue
+        for name in ("a_previous_run", "b_holdout"):
+            v = res["summary"].get(name)
+            if not v or v["ratio_job_stages"]["median"] is None:
+                continue
+            ratio = v["ratio_job_stages"]["median"]
+            rows.append((f"nightly {size} {name} / evaluation off",
+                         f"{ratio:.2f}x job time ({v['job_stages_s']:.0f}s vs "
+                         f"{res['summary']['c_off']['job_stages_s']:.0f}s, median of "
+                         f"{v['reps']}), peak RSS {v['peak_rss_gb']:.2f} GB",
+                         "<= 1.15x" if name == "a_previous_run" else "(reference)",
+                         ("yes" if ratio <= 1.15 else "NO") if name == "a_previous_run"
+                         else ""))
+    pr = load("pruning.json")
+    if pr:
+        for lookback, v in pr["summary"].items():
+            rows.append((f"pruning lookback_days={lookback} ({pr['log']['days']} days, "
+                         f"{pr['log']['files']} files)",
+                         f"files_read {v['input']['files_read']}, bytes_read "
+                         f"{v['input']['bytes_read']:,}, pruned {v['input']['partitions_pruned']}"
+                         f"; Spark scanned {v['spark_files_read']} files; "
+                         f"{v['job_stages_s']:.0f}s", "reads only the window",
+                         ""))
+    bl = load("blobs.json")
+    if bl:
+        verdict = bl["verdict"]
+        r = bl["model"]["result"] or {}
+        rows.append((f"blobs {r.get('items', 0):,} x {r.get('dim')} item_vectors + rank",
+                     f"warnings {bl['model']['warnings']}, item_vectors "
+                     f"{r.get('item_vectors_s')}s, rank {r.get('queries'):,} items "
+                     f"{r.get('rank_s')}s, peak RSS {bl['model']['peak_rss_gb']} GB",
+                     "no warning", "yes" if verdict["model_no_warnings"] else "NO"))
+        if "job" in bl:
+            rows.append((f"blobs plain job {bl['job'].get('events', 0):,} events",
+                         f"warnings {bl['job']['warnings']}", "no warning",
+                         "yes" if not any(bl["job"]["warnings"].values()) else "NO"))
     for path in sorted(RESULTS.glob("e2e*.json")):  # every stored e2e run
         e2e = json.loads(path.read_text())
         for r in e2e["runs"]:
@@ -109,6 +149,12 @@ def main() -> None:
         if "e2e" in only:
             extra = [x for s in a.e2e_set for x in ("--set", s)]
             run("bench_e2e.py", *extra)
+        if "nightly" in only:  # 2M and 10M events, 2 repetitions (about 3 h on 2 busy cores)
+            run("bench_nightly.py")
+        if "pruning" in only:
+            run("bench_pruning.py")
+        if "blobs" in only:
+            run("bench_blobs.py")
     print()
     print(combined_table())
 

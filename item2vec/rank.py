@@ -476,7 +476,7 @@ def weight_grid(default: Weights, *, mode: str = "hybrid") -> list[Weights]:
     """The weight mixes tried per run, the configured one first (it wins ties). In
     "cooccurrence" mode the cosine only breaks ties, so its weight stays 0."""
     cosines = (0.0,) if mode == "cooccurrence" else GRID_COSINE
-    grid = [Weights(1.0 - f, f, c, d) for f in GRID_FORWARD for d in GRID_DECAY
+    grid = [Weights(round(1.0 - f, 6), f, c, d) for f in GRID_FORWARD for d in GRID_DECAY
             for c in cosines]
     default = mode_weights(mode, default)
     return [default] + [w for w in grid if w != default]

@@ -64,6 +64,10 @@ SESSION_CONF: dict[str, str] = {
     "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
     # The job prints one line per stage; Spark's progress bar would overwrite them.
     "spark.ui.showConsoleProgress": "false",
+    # Every query's plan is rendered as text on the driver (for its event and UI). Plans over
+    # persisted joins of joins render to megabytes; a long-lived driver ran out of heap building
+    # one. Longer plans are truncated: nothing reads past the first screens.
+    "spark.sql.maxPlanStringLength": "64k",
 }
 # Added when the master is local[...] (spark-submit.sh also exports SPARK_LOCAL_IP=LOCAL_IP).
 LOCAL_CONF: dict[str, str] = {
@@ -77,6 +81,10 @@ TEST_CONF: dict[str, str] = {
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
     "spark.log.level": "ERROR",
+    # One driver runs every test's queries: keep only the latest queries' descriptions.
+    "spark.sql.ui.retainedExecutions": "20",
+    "spark.ui.retainedJobs": "100",
+    "spark.ui.retainedStages": "100",
 }
 # What a reused session (a notebook's, a test's) must already have: they change the outputs.
 REQUIRED_KEYS = ("spark.sql.session.timeZone", "spark.sql.parquet.outputTimestampType")
