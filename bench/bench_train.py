@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
         for npart in [int(x) for x in a.partitions.split(",")]:
             name = f"mllib np={npart}"
             t0 = time.perf_counter()
-            vecs = train_mod.train_vectors(sentences, vector_size=a.dim, window=a.window,
+            vecs = train_mod.train_vectors(sentences, vocab_size=vsize, vector_size=a.dim,
+                                           window=a.window,
                                            iterations=a.epochs, step_size=0.025,
                                            num_partitions=npart, seed=42,
                                            max_sentence_length=1000)

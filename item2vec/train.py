@@ -79,26 +79,38 @@ def plan_partitions(tokens_per_copy: float, *, num_partitions: int, tokens_per_p
     return int(min(max(int(tokens_per_copy) // tokens_per_partition, 1), max(cores, 1)))
 
 
-def train_vectors(corpus: DataFrame, *, vector_size: int, window: int, iterations: int,
-                  step_size: float, num_partitions: int, seed: int,
+def train_vectors(corpus: DataFrame, *, vocab_size: int, vector_size: int, window: int,
+                  iterations: int, step_size: float, num_partitions: int, seed: int,
                   max_sentence_length: int) -> DataFrame:
-    """Fit Word2Vec on ``sentence`` rows -> (item_index int32, vector array<float>).
+    """Fit Word2Vec on ``sentence`` rows (tokens "0".."vocab_size-1") -> (item_index int32,
+    vector array<float>) for every index; an index the model never saw gets zeros.
 
     The corpus is already restricted to the vocabulary, so MLlib's own minCount is 1: every
     token in it gets a vector, except items that subsampling removed from every copy.
+    The vectors leave the model through ``transform`` of one-token sentences made by range
+    tasks: it broadcasts the model's table. ``getVectors()`` would build a local relation on
+    the driver that Spark then ships inside the tasks (6 MB per task at 40k x 64; beyond
+    spark.rpc.message.maxSize at 1M items).
     """
+    spark = corpus.sparkSession
     model = Word2Vec(vectorSize=vector_size, minCount=1, numPartitions=num_partitions,
                      stepSize=step_size, maxIter=iterations, seed=seed, windowSize=window,
-                     maxSentenceLength=max_sentence_length, inputCol=SENTENCE).fit(corpus)
-    return model.getVectors().select(F.col("word").cast("int").alias(INDEX),
-                                     vector_to_array("vector", "float32").alias(VECTOR))
+                     maxSentenceLength=max_sentence_length, inputCol=SENTENCE,
+                     outputCol="vector").fit(corpus)
+    parts = max(1, min(spark.sparkContext.defaultParallelism, -(-vocab_size // (1 << 14))))
+    tokens = spark.range(0, vocab_size, 1, numPartitions=parts).select(
+        F.col("id").cast("int").alias(INDEX),
+        F.array(F.col("id").cast("string")).alias(SENTENCE))
+    return model.transform(tokens).select(INDEX,
+                                          vector_to_array("vector", "float32").alias(VECTOR))
 
 
 def to_matrix(vectors: DataFrame, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Collect (item_index, vector) rows into a dense float32 matrix indexed by item_index.
 
-    Returns (matrix V x dim, mask of rows that had a vector). The driver holds the vectors
-    anyway (MLlib's model lives there); this is the one place they become numpy.
+    Returns (matrix V x dim, mask of rows with a trained vector: missing or all-zero rows are
+    items the model never saw; a trained vector is never exactly zero). This is the one place
+    the vectors become numpy on the driver.
     """
     table: pa.Table = vectors.select(INDEX, VECTOR).toArrow()
     index = table.column(INDEX).to_numpy()
@@ -106,10 +118,9 @@ def to_matrix(vectors: DataFrame, vocab_size: int) -> tuple[np.ndarray, np.ndarr
     dim = len(flat[0]) if len(flat) else 0
     values = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     matrix = np.zeros((vocab_size, dim), dtype=np.float32)
-    present = np.zeros(vocab_size, dtype=bool)
     if len(index):
         matrix[index] = values.reshape(len(index), dim)
-        present[index] = True
+    present = matrix.any(axis=1) if dim else np.zeros(vocab_size, dtype=bool)
     return matrix, present
 
 
@@ -184,7 +195,8 @@ def fit_model(keyed: DataFrame, vocab: DataFrame, *, subsample: float, copies: i
             raise BadInput("no training sentences left after subsampling; lower "
                            "corpus.min_sentence_length or raise corpus.subsample")
     with progress.stage(f"{label}train") as note:
-        vectors = train_vectors(sentences, vector_size=vector_size, window=window,
+        vectors = train_vectors(sentences, vocab_size=size, vector_size=vector_size,
+                                window=window,
                                 iterations=iterations, step_size=step_size,
                                 num_partitions=partitions, seed=seed,
                                 max_sentence_length=max_sentence_length)

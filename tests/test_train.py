@@ -30,8 +30,10 @@ def test_capacity_guard_names_the_fix():
 def test_train_gives_one_vector_per_token_and_a_dense_matrix(spark):
     sentences = [["0", "1", "2"], ["1", "2", "0"], ["2", "3"]] * 20
     corpus = spark.createDataFrame([(s,) for s in sentences], "sentence array<string>")
-    vectors = train_vectors(corpus, vector_size=4, window=2, iterations=1, step_size=0.025,
-                            num_partitions=1, seed=1, max_sentence_length=100)
+    vectors = train_vectors(corpus, vocab_size=5, vector_size=4, window=2, iterations=1,
+                            step_size=0.025, num_partitions=1, seed=1, max_sentence_length=100)
+    # Rows are made by tasks from a broadcast, never shipped from the driver inside them.
+    assert "LocalTableScan" not in vectors._jdf.queryExecution().executedPlan().toString()
     matrix, present = to_matrix(vectors, 5)
     assert matrix.shape == (5, 4) and matrix.dtype == np.float32
     assert present.tolist() == [True, True, True, True, False]
