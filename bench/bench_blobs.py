@@ -21,12 +21,16 @@ stderr, with conf/log4j2.properties at WARN) goes to a log file that is then sea
    Parquet, then the ranking stage (``rank.rank_items`` with ``similar.Searcher``, the
    configured mode and candidates, exact search) for ``--queries`` evenly spaced items written
    as Parquet; times, row counts and a vector round-trip check are reported;
-3. job (``--job-events N``): the plain job through ./spark-submit.sh on an N-event log
+3. train (unless ``--skip-train``): MLlib Word2Vec on a corpus whose vocabulary is V tokens,
+   then the vectors taken out of the model the job's way (``train.train_vectors``,
+   ``train.to_matrix``): MLlib's ``getVectors()`` is a local relation that Spark ships inside
+   the tasks, which is why the job reads the vectors through ``transform`` instead;
+4. job (``--job-events N``): the plain job through ./spark-submit.sh on an N-event log
    (bench/datagen.py), default settings.
 
 Peak RSS is summed over each child's process tree (bench/jobrun.py). The control must warn
-and the model must not; the job's warnings are reported. Results: bench/results/blobs.json
-and bench/results/blobs_*.log.
+and the model and train children must not; the job's warnings are reported. Results:
+bench/results/blobs.json and bench/results/blobs_*.log.
 """
 
 from __future__ import annotations
@@ -78,6 +82,33 @@ def clustered(n: int, dim: int, *, seed: int = 0) -> np.ndarray:
         out[start:stop] = centres[labels] + rng.standard_normal((stop - start, dim),
                                                                 dtype=np.float32)
     return out
+
+
+def child_train(a: argparse.Namespace) -> dict[str, Any]:
+    """MLlib Word2Vec on a corpus whose vocabulary is ``--items`` tokens (each seen 3 times,
+    in 10-token sentences made by tasks), one iteration, then the vectors leave the model the
+    job's way (train.train_vectors + to_matrix): the step that used to ship them inside tasks."""
+    from pyspark.sql import functions as F
+
+    from item2vec import train
+
+    spark = _session(a.master)
+    v, per = a.items, 10
+    tokens = spark.range(0, 3 * v, 1, numPartitions=4).select(
+        (F.col("id") / per).cast("long").alias("s"),
+        ((F.col("id") * 7919) % v).cast("string").alias("t"))
+    corpus = tokens.groupBy("s").agg(F.collect_list("t").alias(train.SENTENCE)).select(
+        train.SENTENCE).persist()
+    res: dict[str, Any] = {"items": v, "dim": a.dim, "sentences": corpus.count()}
+    t0 = time.perf_counter()
+    vectors = train.train_vectors(corpus, vocab_size=v, vector_size=a.dim, window=2,
+                                  iterations=1, step_size=0.025, num_partitions=1, seed=1,
+                                  max_sentence_length=1000)
+    matrix, present = train.to_matrix(vectors, v)
+    res |= {"train_and_vectors_s": round(time.perf_counter() - t0, 1),
+            "vectors": int(present.sum()), "matrix_mb": round(matrix.nbytes / 2**20, 1)}
+    spark.stop()
+    return res
 
 
 def child_model(a: argparse.Namespace) -> dict[str, Any]:
@@ -196,28 +227,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--master", default="local[2]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
-    p.add_argument("--child", choices=["control", "model"], help=argparse.SUPPRESS)
+    p.add_argument("--skip-train", action="store_true", help="no MLlib run at --items")
+    p.add_argument("--child", choices=["control", "model", "train"], help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        res = (child_control if a.child == "control" else child_model)(a)
+        res = {"control": child_control, "model": child_model,
+               "train": child_train}[a.child](a)
         print(RESULT + json.dumps(res), flush=True)
         return res
     jobrun.RESULTS.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"machine": jobrun.machine()}
     result["control"] = run_child("control", a)
     result["model"] = run_child("model", a)
+    if not a.skip_train:
+        result["train"] = run_child("train", a)
     if a.job_events:
         result["job"] = run_job(a)
     control_seen = all(result["control"]["warnings"].values())
-    model_clean = not any(result["model"]["warnings"].values())
+    model_clean = not any(w for name in ("model", "train") if name in result
+                          for w in result[name]["warnings"].values())
     r = result["model"]["result"] or {}
     result["verdict"] = {
         "control_warnings_seen": control_seen,
         "model_no_warnings": model_clean,
         "model_outputs_ok": bool(r) and r["item_vectors_rows"] == r["items"]
         and r["item_vectors_roundtrip_ok"]
-        and r["ranked_rows_published"] == r["ranked_rows_expected"],
+        and r["ranked_rows_published"] == r["ranked_rows_expected"]
+        and ("train" not in result or (result["train"]["result"] or {}).get("vectors") == a.items),
         "job_warnings": result.get("job", {}).get("warnings"),
     }
     (jobrun.RESULTS / f"blobs{a.tag}.json").write_text(json.dumps(result, indent=2))

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import platform
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,9 +197,12 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
     with progress.stage(f"{label}similar") as note:
         windows = co.Windows(near=s.window, forward=s.forward_window, cooc=e.cooc_window,
                              rules=e.rules_window)
+        clock = time.perf_counter()
         evidence = co.pair_evidence(keyed, windows=windows, fit=True,
                                     items=corpus_mod.KEYS).persist(
             StorageLevel.MEMORY_AND_DISK)
+        pairs = evidence.count()
+        took = {"evidence": time.perf_counter() - clock}
         gone = sorted(set(range(size)) - set(model.keys.tolist()))  # few, if any
         ranked_items = vocab.where(~F.col(INDEX).isin(gone)).select(F.col(INDEX).alias(ITEM))
         only = None if queries is None else (  # keys of the query items
@@ -211,17 +215,23 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
                              weights=rank.Weights(*s.weights, decay=s.forward_decay), mode=s.mode,
                              references=e.enabled or queries is not None, ref_k=max(e.ks),
                              cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda)
+        clock = time.perf_counter()
         weights, validation = validate(keyed, evidence, ranked_items, searcher, lookups,
                                        params, cfg)
+        took["validation"] = time.perf_counter() - clock
         params = dataclasses.replace(params, weights=weights)
+        clock = time.perf_counter()
         ranked = wrap("similar", rank.rank_items(evidence, ranked_items, searcher=searcher,
                                                  lookups=lookups, params=params, only=only)
                       ).persist(StorageLevel.MEMORY_AND_DISK)
         ranked.count()  # once: the published and the reference lists are both read from it
+        took["ranking"] = time.perf_counter() - clock
         similar, references = _with_ids(ranked, catalogue)
         note.append(f"mode {s.mode}, weights {params.weights.describe()}"
                     + (f" (chosen on {validation['pairs']:,} validation pairs)"
-                       if validation.get("tuned") else ""))
+                       if validation.get("tuned") else "")
+                    + f"; {pairs:,} item pairs; "
+                    + ", ".join(f"{name} {sec:.1f}s" for name, sec in took.items()))
     similarity = similarity_info(cfg, model.size, params.weights, validation)
     counts = catalogue.select(ITEM, FREQUENCY)
     cleanup = [df.unpersist for df in (catalogue, keyed, evidence, ranked)]
