@@ -22,8 +22,10 @@ venv: $(VENV)/.installed-report
 run: $(VENV)/.installed-report
 	@./spark-submit.sh --output $(OUT) --set report.enabled=true
 
+# pytest exits 5 when it collected no tests: a broken suite, not a pass.
 test: $(VENV)/.installed-dev
-	$(VENV)/bin/python -m pytest -q
+	@$(VENV)/bin/python -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
