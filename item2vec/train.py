@@ -44,8 +44,10 @@ def check_capacity(vocab_size: int, vector_size: int, *, driver_bytes: int | Non
         raise BadInput(f"vocabulary ({vocab_size:,} items) x train.vector_size ({vector_size}) = "
                        f"{cells:,} >= 2^31, MLlib's limit; raise vocabulary.min_count, set "
                        f"vocabulary.max_vocab or lower train.vector_size")
-    # MLlib holds syn0 + syn1 (float32) plus a copy per aggregation; keep a 4x margin.
-    need = cells * 4 * 2 * 4
+    # MLlib holds syn0 + syn1 (float32), their broadcasts, and every iteration collects each
+    # partition's updated rows as boxed per-item arrays. Measured: a 1M x 64 model (256 MiB of
+    # vectors) ran a 4g driver out of heap in its first iteration; ask for 16x the vectors.
+    need = cells * 4 * 16
     if driver_bytes and need > driver_bytes:
         raise BadInput(f"model of {vocab_size:,} x {vector_size} needs about {need >> 20:,} MiB of "
                        f"driver memory, more than spark.driver.memory allows "

@@ -25,6 +25,9 @@ def test_capacity_guard_names_the_fix():
         check_capacity(10_000_000, 256)
     with pytest.raises(BadInput, match="driver memory"):
         check_capacity(1_000_000, 64, driver_bytes=100 << 20)
+    with pytest.raises(BadInput, match="needs about 3,906 MiB"):  # a 4g driver did not fit it
+        check_capacity(1_000_000, 64, driver_bytes=3_641 << 20)  # maxMemory() under -Xmx4g
+    check_capacity(100_000, 64, driver_bytes=3 << 30)  # the 10M-event benchmark's model
 
 
 def test_train_gives_one_vector_per_token_and_a_dense_matrix(spark):
