@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from item2vec.events import ITEM
@@ -69,21 +69,19 @@ def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: bool = False,
     ``items`` names the sessions' array column (ids or catalogue keys). With ``fit``, sessions
     carry ``_fit`` and the sums over the fit part come along in the same aggregation.
     """
-    n = F.size(items)
-
-    def at(d: int) -> Column:  # (a, b) pairs d positions apart
-        length = F.greatest(n - d, F.lit(0))
-        return F.transform(F.arrays_zip(F.slice(items, 1, length).alias("a"),
-                                         F.slice(items, d + 1, length).alias("b")),
-                           lambda p: F.struct(p["a"].alias("a"), p["b"].alias("b"),
-                                              F.lit(d).alias("d")))
-
-    pairs = F.flatten(F.array(*[at(d) for d in range(1, windows.longest + 1)]))
+    n, w = F.size(items), windows.longest
+    # One row per (position, distance): a generator and array lookups that Spark compiles,
+    # where higher-order functions over arrays of structs would be interpreted row by row.
+    slot = F.explode(F.sequence(F.lit(0), n * w - 1)).alias("_slot")
+    pos = (F.col("_slot") / w).cast("int") + 1  # 1-based, as element_at wants
+    gap = F.col("_slot") % w + 1
     rows = (sessions.where(n >= 2)
-            .select(*([FIT] if fit else []), F.explode(pairs).alias("p"))
-            .where(F.col("p.a") != F.col("p.b"))
-            .select(F.col("p.a").alias(ITEM), F.col("p.b").alias(OTHER),
-                    F.col("p.d").cast("double").alias("d"), *([FIT] if fit else [])))
+            .select(items, *([FIT] if fit else []), slot)
+            .where(pos + gap <= n)
+            .select(F.element_at(items, pos).alias(ITEM),
+                    F.element_at(items, pos + gap).alias(OTHER),
+                    gap.cast("double").alias("d"), *([FIT] if fit else []))
+            .where(F.col(ITEM) != F.col(OTHER)))
     d = F.col("d")
     weights = {"near": F.when(d <= windows.near, 1.0),
                "fwd1": F.when(d <= windows.forward, 1 / d),
