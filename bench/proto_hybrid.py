@@ -447,14 +447,7 @@ def grid(norm: str = "max", shares: Iterable[float] = FWD_SHARES,
 
 def rank_metrics(ranks: np.ndarray) -> dict[str, float]:
     """HR/MRR/NDCG@10,20 from 1-based ranks (0 = miss)."""
-    out = {}
-    for k in KS:
-        hit = (ranks > 0) & (ranks <= k)
-        out[f"hr@{k}"] = float(hit.mean())
-        out[f"mrr@{k}"] = float(np.where(hit, 1.0 / np.maximum(ranks, 1), 0.0).mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(np.maximum(ranks, 1) + 1.0),
-                                          0.0).mean())
-    return out
+    return ref.rank_metrics(ranks, KS)
 
 
 def val_ranks(log: Log, scorer: Scorer, recipes: list[Recipe]) -> dict[Recipe, np.ndarray]:

@@ -186,10 +186,8 @@ def ranks_of(lists: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return np.where(found, hit.argmax(axis=1) + 1, 0)
 
 
-def metrics(lists: np.ndarray, pairs: np.ndarray, n_train_items: int,
-            ks: tuple[int, ...] = KS) -> dict[str, float]:
-    r = ranks_of(lists, pairs)
-    queries = np.unique(pairs[:, 0])
+def rank_metrics(r: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """HR/MRR/NDCG at each k from 1-based ranks (0 = miss)."""
     out: dict[str, float] = {}
     for k in ks:
         hit = (r > 0) & (r <= k)
@@ -197,6 +195,13 @@ def metrics(lists: np.ndarray, pairs: np.ndarray, n_train_items: int,
         out[f"mrr@{k}"] = float(np.where(hit, 1.0 / np.maximum(r, 1), 0.0).mean())
         out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(np.maximum(r, 1) + 1.0),
                                           0.0).mean())
+    return out
+
+
+def metrics(lists: np.ndarray, pairs: np.ndarray, n_train_items: int,
+            ks: tuple[int, ...] = KS) -> dict[str, float]:
+    queries = np.unique(pairs[:, 0])
+    out = rank_metrics(ranks_of(lists, pairs), ks)
     for k in ks:
         recs = lists[queries, :k]
         out[f"coverage@{k}"] = float(len(np.unique(recs[recs >= 0])) / max(n_train_items, 1))
