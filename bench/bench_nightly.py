@@ -66,7 +66,8 @@ def run_night(data: Path, out: Path, *, run_date: str, sets: list[str], label: s
 
 
 def size_runs(events: int, *, items: int, reps: int, driver_memory: str, tag: str,
-              extra: list[str], reuse_night1: str = "") -> dict[str, Any]:
+              extra: list[str], reuse_night1: str = "",
+              variants: tuple[str, ...] = tuple(VARIANTS)) -> dict[str, Any]:
     data = datagen.dataset(events, items)
     short = datagen._short(events)
     root = jobrun.OUT / f"nightly{tag}_{short}"
@@ -83,7 +84,7 @@ def size_runs(events: int, *, items: int, reps: int, driver_memory: str, tag: st
     if night1["rc"] != 0:
         raise SystemExit(f"night 1 failed (rc {night1['rc']}): see {night1['log']}")
     runs: list[dict[str, Any]] = []
-    names = list(VARIANTS)
+    names = list(variants)
     for rep in range(reps):
         for name in names if rep % 2 == 0 else names[::-1]:
             out = root / name
@@ -196,14 +197,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--reuse-night1", default="", metavar="TAG",
                    help="start from night 1 of an earlier invocation with this --tag ('=' for "
                         "the empty tag) instead of running it again")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="night-2 variants to run, comma-separated (c_off is the reference)")
     a = p.parse_args(argv)
+    variants = tuple(v for v in VARIANTS if v in a.variants.split(","))
     jobrun.RESULTS.mkdir(parents=True, exist_ok=True)
     path = jobrun.RESULTS / f"nightly{a.tag}.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     results["machine"] = jobrun.machine()
     for n in [int(x) for x in a.sizes.split(",")]:
         res = size_runs(n, items=a.items, reps=a.reps, driver_memory=a.driver_memory,
-                        tag=a.tag, extra=a.sets, reuse_night1=a.reuse_night1)
+                        tag=a.tag, extra=a.sets, reuse_night1=a.reuse_night1,
+                        variants=variants)
         results[datagen._short(n)] = res
         path.write_text(json.dumps(results, indent=2, default=list))
         print(f"\n{datagen._short(n)} events:\n{table(res)}\n", flush=True)
