@@ -126,8 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
             name = f"mllib np={npart}"
             t0 = time.perf_counter()
             vecs = train_mod.train_vectors(sentences, vocab_size=vsize, vector_size=a.dim,
-                                           window=a.window,
-                                           iterations=a.epochs, step_size=0.025,
+                                           window=a.window, iterations=a.epochs, step_size=0.025,
                                            num_partitions=npart, seed=42,
                                            max_sentence_length=1000)
             matrix, _ = train_mod.to_matrix(vecs, vsize)

@@ -198,8 +198,7 @@ def fit_model(keyed: DataFrame, vocab: DataFrame, *, subsample: float, copies: i
                            "corpus.min_sentence_length or raise corpus.subsample")
     with progress.stage(f"{label}train") as note:
         vectors = train_vectors(sentences, vocab_size=size, vector_size=vector_size,
-                                window=window,
-                                iterations=iterations, step_size=step_size,
+                                window=window, iterations=iterations, step_size=step_size,
                                 num_partitions=partitions, seed=seed,
                                 max_sentence_length=max_sentence_length)
         matrix, present = to_matrix(vectors, size)
