@@ -114,6 +114,21 @@ def rank_metrics(ks: tuple[int, ...]) -> list[Column]:
     return cols
 
 
+RANK_METRICS = ("hr", "mrr", "ndcg")
+
+
+def rank_sums(ks: tuple[int, ...]) -> list[Column]:
+    """rank_metrics' sums (divide by the pairs): what adds up over groups of pairs."""
+    rank = F.col(RANK)
+    cols = []
+    for k in ks:
+        hit = _hit(k)
+        cols += [F.sum(F.when(hit, 1.0).otherwise(0.0)).alias(f"hr@{k}"),
+                 F.sum(F.when(hit, 1.0 / rank).otherwise(0.0)).alias(f"mrr@{k}"),
+                 F.sum(F.when(hit, 1.0 / F.log2(rank + 1)).otherwise(0.0)).alias(f"ndcg@{k}")]
+    return cols
+
+
 def _hit(k: int) -> Column:
     """The true next item is in the list at rank <= k."""
     return F.col(RANK).isNotNull() & (F.col(RANK) <= k)
@@ -163,25 +178,26 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
                            F.when(F.col(PREV) != F.col(NEXT), effective).alias(RANK),
                            F.lit(1).alias("_answered")))
         every = ranked.select(MODEL, PREV, NEXT, BUCKET, RANK, "_answered").unionByName(popular)
-        rows = every.groupBy(MODEL).agg(
+        # One aggregation per (model, bucket) of counts and sums; a model's metrics add its
+        # buckets up (the joins above run once).
+        rows = every.groupBy(MODEL, BUCKET).agg(
             F.count(F.lit(1)).alias("_pairs"), F.count("_answered").alias("_answered"),
-            *rank_metrics(ks)).collect()
+            *rank_sums(ks)).collect()
         first = min(ks)
-        hit = F.when(_hit(first), 1.0).otherwise(0.0)
-        by_bucket = every.groupBy(MODEL, BUCKET).agg(F.avg(hit).alias("hr")).collect()
         coverage = _coverage(lists_q, lists.popular, queries, ks)
         out: dict[str, dict[str, Any]] = {}
-        for r in sorted(rows, key=lambda r: MODELS.index(r[MODEL])):
-            m = {key: round(float(r[key]), 6) for key in r.asDict()
-                 if key not in (MODEL, "_pairs", "_answered")}
-            m["pair_coverage"] = round(r["_answered"] / r["_pairs"], 6) if r["_pairs"] else 0.0
-            m[f"hr@{first}_by_popularity"] = {
-                b[BUCKET]: round(float(b["hr"]), 6)
-                for b in sorted(by_bucket, key=lambda b: b[BUCKET]) if b[MODEL] == r[MODEL]}
+        for model in sorted({r[MODEL] for r in rows}, key=MODELS.index):
+            mine = sorted((r for r in rows if r[MODEL] == model), key=lambda r: r[BUCKET])
+            n = sum(r["_pairs"] for r in mine)
+            m = {f"{name}@{k}": round(sum(r[f"{name}@{k}"] for r in mine) / n, 6)
+                 for k in ks for name in RANK_METRICS}
+            m["pair_coverage"] = round(sum(r["_answered"] for r in mine) / n, 6)
+            m[f"hr@{first}_by_popularity"] = {r[BUCKET]: round(r[f"hr@{first}"] / r["_pairs"], 6)
+                                              for r in mine}
             for k in ks:
-                distinct = coverage.get((r[MODEL], k), 0)
+                distinct = coverage.get((model, k), 0)
                 m[f"coverage@{k}"] = round(distinct / lists.items, 6) if lists.items else 0.0
-            out[r[MODEL]] = m
+            out[model] = m
         lists_q.unpersist()
         return out
     finally:

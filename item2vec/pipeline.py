@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import item2vec
-from item2vec import ann, rank, train
+from item2vec import ann, rank, sparkenv, train
 from item2vec import cooccurrence as co
 from item2vec import corpus as corpus_mod
 from item2vec import evaluate as evaluate_mod
@@ -198,9 +198,10 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
         windows = co.Windows(near=s.window, forward=s.forward_window, cooc=e.cooc_window,
                              rules=e.rules_window)
         clock = time.perf_counter()
-        evidence = co.pair_evidence(keyed, windows=windows, fit=True,
-                                    items=corpus_mod.KEYS).persist(
-            StorageLevel.MEMORY_AND_DISK)
+        with sparkenv.scoped_conf(spark, sparkenv.NO_PARTIAL_AGGREGATION):  # planned here
+            evidence = co.pair_evidence(keyed, windows=windows, fit=True,
+                                        items=corpus_mod.KEYS).persist(
+                StorageLevel.MEMORY_AND_DISK)
         pairs = evidence.count()
         took = {"evidence": time.perf_counter() - clock}
         gone = sorted(set(range(size)) - set(model.keys.tolist()))  # few, if any

@@ -219,7 +219,8 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
         order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
         return _first_per_segment(seg, order, params.partners, n)
 
-    picked = np.union1d(strongest(near), strongest(fwd[1]))
+    by_forward = strongest(fwd[1])  # in (item, rank) order
+    picked = np.union1d(strongest(near), by_forward)
     near_max = _segment_max(near, seg, n)
     # embedding neighbours of the query items that have a vector
     qrow = row(batch.keys)
@@ -309,9 +310,13 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     lam, alpha = params.cooc_lambda, params.cooc_alpha
     knn = near_c / ((freq[batch.keys[seg]] + lam) ** alpha * (freq[other] + lam) ** (1 - alpha))
     for code, value in ((2, knn), (3, rules)):
-        ok = np.flatnonzero(value > 0)
-        order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
-        top = _first_per_segment(seg, order, params.ref_k, n)
+        if code == 3 and params.partners >= params.ref_k and np.array_equal(rules, fwd[1]):
+            # the rules window is the forward window: its list heads the forward partners
+            top = _first_per_segment(seg, by_forward, params.ref_k, n)
+        else:
+            ok = np.flatnonzero(value > 0)
+            order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
+            top = _first_per_segment(seg, order, params.ref_k, n)
         parts.append(_emit(code, batch.keys, seg[top], other[top],
                            value[top].astype(np.float32), np.full(len(top), np.nan),
                            near[top].astype(np.int64)))

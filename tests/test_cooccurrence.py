@@ -1,6 +1,7 @@
 """Co-occurrence evidence counted from hand-made sessions, and the popularity list."""
 
 from item2vec import cooccurrence as co
+from item2vec import sparkenv
 
 SESSIONS = "session_id long, items array<string>"
 WINDOWS = co.Windows(near=2, forward=3, cooc=1, rules=2)
@@ -23,6 +24,22 @@ def test_pair_evidence_counts_forward_pairs_by_window(spark):
         ("a", "c"): (1, 0.5, 0.25, 0, 0.5),
         ("b", "a"): (1, 0.5, 0.25, 0, 0.5),
     }
+
+
+def test_pair_evidence_without_partial_aggregation_counts_the_same(spark):
+    # the job plans the evidence with the pre-shuffle partial aggregation bypassed
+    sessions = spark.createDataFrame([(1, ["a", "b", "c", "a"]), (2, ["b", "c"]),
+                                      (3, ["a", "b"])], SESSIONS)
+    key = next(iter(sparkenv.NO_PARTIAL_AGGREGATION))
+    before = spark.conf.get(key, None)
+    with sparkenv.scoped_conf(spark, sparkenv.NO_PARTIAL_AGGREGATION):
+        bypassed = co.pair_evidence(sessions, windows=WINDOWS, fit=False).persist()
+        plan = bypassed._jdf.queryExecution().executedPlan().toString()
+    assert spark.conf.get(key, None) == before  # restored once the block is left
+    assert "partial_sum" not in plan  # a single aggregation after the shuffle
+    assert _rows(bypassed) == _rows(co.pair_evidence(sessions, windows=WINDOWS))
+    assert _rows(bypassed)[("a", "b")] == (2, 2.0, 2.0, 2, 2.0)
+    bypassed.unpersist()
 
 
 def test_oriented_adds_the_symmetric_counts_of_the_reverse_pair(spark):

@@ -148,6 +148,15 @@ def test_sequential_rules_weigh_one_over_distance(spark):
     # a: c after a at distance 2 (0.5) and 1 (1.0) = 1.5; b after a at 1 = 1.0
     assert [(o, s) for o, s, *_ in got[("sequential_rules", "a")]] == [("c", 1.5), ("b", 1.0)]
     assert [(o, s) for o, s, *_ in got[("sequential_rules", "c")]] == [("a", 1.0)]
+    # with fewer forward partners than the list holds, the rules are ranked on their own:
+    # the same lists (ties to the smaller id: c's "a" and "b" both score 1 after c here)
+    ties = [["a", "b", "c"], ["a", "c"], ["c", "a"], ["c", "b"], ["d", "x"], ["x", "d"]]
+    wide = run(spark, ties, references=True, k=3, window=2, partners=10)
+    narrow = run(spark, ties, references=True, k=3, window=2, partners=1)
+    rules = {key: rows for key, rows in wide.items() if key[0] == "sequential_rules"}
+    assert rules == {key: rows for key, rows in narrow.items() if key[0] == "sequential_rules"}
+    assert ids(rules[("sequential_rules", "c")]) == ["a", "b"]
+    assert ids(rules[("sequential_rules", "a")]) == ["c", "b"]
 
 
 def test_grid_metrics_rank_the_true_next_item(spark):
