@@ -102,31 +102,29 @@ def split_by_start(sessions: DataFrame, *, fraction: float) -> tuple[DataFrame, 
             sessions.where(F.col(START) > F.lit(cutoff)), cutoff)
 
 
-def rank_metrics(ks: tuple[int, ...]) -> list[Column]:
-    """Aggregate columns HR@k, MRR@k, NDCG@k over a ``rank`` column (null = not in the list)."""
+RANK_METRICS = ("hr", "mrr", "ndcg")
+
+
+def _per_pair(ks: tuple[int, ...]) -> list[tuple[str, Column]]:
+    """(name, value per pair) of every metric at every cut-off, over a ``rank`` column."""
     rank = F.col(RANK)
     cols = []
     for k in ks:
         hit = _hit(k)
-        cols += [F.avg(F.when(hit, 1.0).otherwise(0.0)).alias(f"hr@{k}"),
-                 F.avg(F.when(hit, 1.0 / rank).otherwise(0.0)).alias(f"mrr@{k}"),
-                 F.avg(F.when(hit, 1.0 / F.log2(rank + 1)).otherwise(0.0)).alias(f"ndcg@{k}")]
+        values = (F.lit(1.0), 1.0 / rank, 1.0 / F.log2(rank + 1))
+        cols += [(f"{name}@{k}", F.when(hit, value).otherwise(0.0))
+                 for name, value in zip(RANK_METRICS, values, strict=True)]
     return cols
 
 
-RANK_METRICS = ("hr", "mrr", "ndcg")
+def rank_metrics(ks: tuple[int, ...]) -> list[Column]:
+    """Aggregate columns HR@k, MRR@k, NDCG@k over a ``rank`` column (null = not in the list)."""
+    return [F.avg(value).alias(name) for name, value in _per_pair(ks)]
 
 
 def rank_sums(ks: tuple[int, ...]) -> list[Column]:
     """rank_metrics' sums (divide by the pairs): what adds up over groups of pairs."""
-    rank = F.col(RANK)
-    cols = []
-    for k in ks:
-        hit = _hit(k)
-        cols += [F.sum(F.when(hit, 1.0).otherwise(0.0)).alias(f"hr@{k}"),
-                 F.sum(F.when(hit, 1.0 / rank).otherwise(0.0)).alias(f"mrr@{k}"),
-                 F.sum(F.when(hit, 1.0 / F.log2(rank + 1)).otherwise(0.0)).alias(f"ndcg@{k}")]
-    return cols
+    return [F.sum(value).alias(name) for name, value in _per_pair(ks)]
 
 
 def _hit(k: int) -> Column:
