@@ -214,10 +214,12 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
         return out
 
     # strongest partners by each evidence (partners with evidence in the window only)
-    def strongest(value: np.ndarray) -> np.ndarray:
+    def by_value(value: np.ndarray) -> np.ndarray:  # partners with evidence, ranked per item
         ok = np.flatnonzero(value > 0)
-        order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
-        return _first_per_segment(seg, order, params.partners, n)
+        return ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
+
+    def strongest(value: np.ndarray) -> np.ndarray:
+        return _first_per_segment(seg, by_value(value), params.partners, n)
 
     by_forward = strongest(fwd[1])  # in (item, rank) order
     picked = np.union1d(strongest(near), by_forward)
@@ -310,13 +312,9 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     lam, alpha = params.cooc_lambda, params.cooc_alpha
     knn = near_c / ((freq[batch.keys[seg]] + lam) ** alpha * (freq[other] + lam) ** (1 - alpha))
     for code, value in ((2, knn), (3, rules)):
-        if code == 3 and params.partners >= params.ref_k and np.array_equal(rules, fwd[1]):
-            # the rules window is the forward window: its list heads the forward partners
-            top = _first_per_segment(seg, by_forward, params.ref_k, n)
-        else:
-            ok = np.flatnonzero(value > 0)
-            order = ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
-            top = _first_per_segment(seg, order, params.ref_k, n)
+        # when the rules window is the forward window, its list heads the forward partners
+        reuse = code == 3 and params.partners >= params.ref_k and np.array_equal(rules, fwd[1])
+        top = _first_per_segment(seg, by_forward if reuse else by_value(value), params.ref_k, n)
         parts.append(_emit(code, batch.keys, seg[top], other[top],
                            value[top].astype(np.float32), np.full(len(top), np.nan),
                            near[top].astype(np.int64)))
