@@ -171,7 +171,7 @@ def child_model(a: argparse.Namespace) -> dict[str, Any]:
     rank.rank_items(evidence, queries, searcher=searcher, lookups=lookups,
                     params=params).write.parquet(str(out / "ranked"))
     res["rank_s"] = round(time.perf_counter() - t0, 1)
-    ranked = spark.read.parquet(str(out / "ranked"))
+    ranked = rank.flat_lists(spark.read.parquet(str(out / "ranked")))
     res["queries"] = -(-v // step)
     res["ranked_rows_published"] = ranked.where(F.col(rank.MODEL) == 0).count()
     res["ranked_rows_expected"] = res["queries"] * min(s.k, v - 1)

@@ -15,6 +15,9 @@ a pair are derived from that aggregate (``oriented``).
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -55,8 +58,8 @@ class Windows:
 
 
 def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: bool = False,
-                  items: str = ITEMS) -> DataFrame:
-    """(item_id, other_id, *FEATURES[, *FEATURES_fit]) per ordered pair: other_id came d
+                  items: str = ITEMS, features: Sequence[str] = FEATURES) -> DataFrame:
+    """(item_id, other_id, *features[, *features_fit]) per ordered pair: other_id came d
     positions after item_id in a session, d <= windows.longest, summed over sessions as
 
     - ``near``: occurrences with d <= windows.near; ``near_c``: with d <= windows.cooc
@@ -68,6 +71,7 @@ def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: bool = False,
     half the rows of counting both orders, which ``oriented`` derives from the aggregate.
     ``items`` names the sessions' array column (ids or catalogue keys). With ``fit``, sessions
     carry ``_fit`` and the sums over the fit part come along in the same aggregation.
+    ``features`` (a subset of FEATURES): the sums to count, when not all are read.
     """
     n, w = F.size(items), windows.longest
     # One row per (position, distance): a generator and array lookups that Spark compiles,
@@ -88,24 +92,28 @@ def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: bool = False,
                "fwd2": F.when(d <= windows.forward, 1 / (d * d)),
                "near_c": F.when(d <= windows.cooc, 1.0),
                "rules": F.when(d <= windows.rules, 1 / d)}
-    aggs = [F.coalesce(F.sum(weights[f]), F.lit(0.0)).alias(f) for f in FEATURES]
+    features = [f for f in FEATURES if f in features]
+    aggs = [F.coalesce(F.sum(weights[f]), F.lit(0.0)).alias(f) for f in features]
     if fit:
         aggs += [F.coalesce(F.sum(F.when(F.col(FIT), weights[f])), F.lit(0.0)).alias(f + FIT)
-                 for f in FEATURES]
+                 for f in features]
     return rows.groupBy(ITEM, OTHER).agg(*aggs)
 
 
-def oriented(evidence: DataFrame, *, fit: bool = False) -> DataFrame:
-    """(item_id, other_id, *FEATURES) from both sides of each pair_evidence row: as is for
+def oriented(evidence: DataFrame, *, fit: bool = False,
+             features: Sequence[str] = FEATURES) -> DataFrame:
+    """(item_id, other_id, *features) from both sides of each pair_evidence row: as is for
     item_id, and for other_id the symmetric counts only (``near``, ``near_c``; its forward
     evidence towards item_id is the reverse row's). A pair thus has up to two rows per item,
     whose features add up (rank.rank_batch does). With ``fit``, the fit part's sums."""
-    cols = [F.col(f + FIT if fit else f).alias(f) for f in FEATURES]
+    features = [f for f in FEATURES if f in features]
+    cols = [F.col(f + FIT if fit else f).alias(f) for f in features]
     back = [F.col(f + FIT if fit else f).alias(f) if f in SYMMETRIC else F.lit(0.0).alias(f)
-            for f in FEATURES]
+            for f in features]
     forward = evidence.select(ITEM, OTHER, *cols)
     backward = evidence.select(F.col(OTHER).alias(ITEM), F.col(ITEM).alias(OTHER), *back)
-    return forward.unionByName(backward.where((F.col("near") > 0) | (F.col("near_c") > 0)))
+    either = [F.col(f) > 0 for f in features if f in SYMMETRIC]
+    return forward.unionByName(backward.where(functools.reduce(operator.or_, either)))
 
 
 def popularity(counts: DataFrame, *, k: int) -> DataFrame:

@@ -58,6 +58,22 @@ class Lists:
     counts: DataFrame  # item_id, frequency over the training part
     items: int  # distinct training items (the coverage denominator)
     release: Callable[[], None] = lambda: None  # frees what building the lists cached
+    # (item_id, key): when given, the frames above name items by these integer keys (the
+    # run's catalogue index), which join and compare faster than string ids; the pairs to
+    # score are mapped onto them first (in_keys)
+    keys: DataFrame | None = None
+
+    def in_keys(self, pairs: DataFrame) -> DataFrame:
+        """(prev_item, next_item) ids -> the same pairs named as the lists name items. An item
+        the lists' training part never saw gets a null key: no list names it, so the pair
+        counts as a miss for every model (and as "unseen" by popularity bucket)."""
+        if self.keys is None:
+            return pairs
+        key = self.keys.columns[1]
+        prev = self.keys.select(F.col(ITEM).alias(PREV), F.col(key).alias("_prev"))
+        nxt = self.keys.select(F.col(ITEM).alias(NEXT), F.col(key).alias("_next"))
+        return (pairs.join(prev, PREV, "left").join(nxt, NEXT, "left")
+                .select(F.col("_prev").alias(PREV), F.col("_next").alias(NEXT)))
 
 
 Build = Callable[[DataFrame, DataFrame], Lists]  # (training sessions, query items) -> Lists
@@ -162,9 +178,13 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
         lists_q.count()
         names = [m for m in MODELS if m != "popularity"]
         models = spark.createDataFrame([(m,) for m in names], f"{MODEL} string")
-        listed = lists_q.select(MODEL, F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK)
-        answered = lists_q.select(MODEL, F.col(ITEM).alias(PREV)).distinct() \
-            .withColumn("_answered", F.lit(1))
+        # the pairs are few (at most max_test_pairs): broadcast them to the lists, not the other
+        # way round; every list has a rank-1 row, so those say which queries a model answers
+        wanted = F.broadcast(pairs.select(PREV, NEXT).distinct())
+        listed = (lists_q.select(MODEL, F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK)
+                  .join(wanted, [PREV, NEXT]))
+        answered = lists_q.where(F.col(RANK) == 1).select(
+            MODEL, F.col(ITEM).alias(PREV), F.lit(1).alias("_answered"))
         ranked = (pairs.crossJoin(models).join(listed, [MODEL, PREV, NEXT], "left")
                   .join(answered, [MODEL, PREV], "left"))
         pop = lists.popular
@@ -173,7 +193,8 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
         effective = F.col("_rn") - F.when(F.col("_rp") < F.col("_rn"), 1).otherwise(0)
         popular = (pairs.join(pop_next, NEXT, "left").join(pop_prev, PREV, "left")
                    .select(F.lit("popularity").alias(MODEL), PREV, NEXT, BUCKET,
-                           F.when(F.col(PREV) != F.col(NEXT), effective).alias(RANK),
+                           F.when(F.col(PREV).isNull() | (F.col(PREV) != F.col(NEXT)),
+                                  effective).alias(RANK),
                            F.lit(1).alias("_answered")))
         every = ranked.select(MODEL, PREV, NEXT, BUCKET, RANK, "_answered").unionByName(popular)
         # One aggregation per (model, bucket) of counts and sums; a model's metrics add its
@@ -205,9 +226,11 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
 def _coverage(lists_q: DataFrame, popular: DataFrame, queries: DataFrame,
               ks: tuple[int, ...]) -> dict[tuple[str, int], int]:
     """(model, k) -> distinct items recommended at rank <= k to the test queries."""
-    aggs = [F.count_distinct(F.when(F.col(RANK) <= k, F.col(REC))).alias(str(k)) for k in ks]
+    # each recommended item once per model, at its best rank: then counting is a plain sum
+    best = lists_q.groupBy(MODEL, REC).agg(F.min(RANK).alias(RANK))
+    aggs = [F.count(F.when(F.col(RANK) <= k, 1)).alias(str(k)) for k in ks]
     out = {(r[MODEL], k): int(r[str(k)])
-           for r in lists_q.groupBy(MODEL).agg(*aggs).collect() for k in ks}
+           for r in best.groupBy(MODEL).agg(*aggs).collect() for k in ks}
     # Popularity shows every query the top k, and item k + 1 to a query that is in the top k.
     top = popular.orderBy(RANK).collect()
     top_ids = [r[REC] for r in top]
@@ -235,7 +258,8 @@ def holdout(sessions: DataFrame, *, build: Build, test_fraction: float, max_test
     try:
         lists = build(train, queries)
         with progress.stage("eval score"):
-            models = score(with_buckets(pairs, lists.counts), lists, ks=ks) if total else {}
+            scored = with_buckets(lists.in_keys(pairs), lists.counts)
+            models = score(scored, lists, ks=ks) if total else {}
         info = {"cutoff": _iso(cutoff), "test_fraction": test_fraction,
                 "test_pairs_total": total, "pairs": pairs.count() if total else 0}
         return {"method": "holdout", "evaluated_run": None, "pairs": info["pairs"],
@@ -258,7 +282,8 @@ def previous_run(sessions: DataFrame, lists: Lists, *, since: dt.datetime, evalu
         pairs, total = sample_pairs(session_pairs(later), max_pairs=max_test_pairs, seed=seed)
         pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            models = score(with_buckets(pairs, lists.counts), lists, ks=ks) if total else {}
+            scored = with_buckets(lists.in_keys(pairs), lists.counts)
+            models = score(scored, lists, ks=ks) if total else {}
             info = {"since": _iso(since), "test_pairs_total": total,
                     "pairs": pairs.count() if total else 0}
         finally:

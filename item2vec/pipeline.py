@@ -46,6 +46,11 @@ from item2vec.vocabulary import FREQUENCY, INDEX
 
 SCHEMA_VERSION = 3  # 2: similarity.search; 3: similar_items evidence columns, metrics.models
 REFERENCE_LISTS, ITEM_COUNTS = "reference_lists", "item_counts"
+# What a run keeps for the next run's evaluation (with evaluation on): every list it ranked, the
+# published one included, a row per model and item (model, item_index, rec_indexes in rank
+# order) by catalogue index (ints write, read and join faster than ids), and the catalogue
+# (item_id, item_index, frequency).
+REC_INDEXES = "rec_indexes"
 # Fewest validation pairs worth scoring tonight's list on (for the regression gate); choosing
 # weights needs similar.min_tuning_pairs.
 MIN_VALIDATION_PAIRS = 200
@@ -67,20 +72,17 @@ class Built:
     """The lists of one training part: the published ranking and the reference models'."""
 
     model: train.Model
-    counts: DataFrame  # item_id, frequency over every training item
+    counts: DataFrame  # item_id, item_index, frequency over every training item
     similar: DataFrame  # the similar_items dataset
-    references: DataFrame  # model, item_id, rank, rec_item, score (embedding, cooc, rules)
+    lists_by_index: DataFrame  # published and reference lists by index (REC_INDEXES)
     similarity: dict[str, Any]  # the manifest's similarity block
     items: int  # distinct training items
     cleanup: list[Callable[[], Any]] = field(default_factory=list)  # caches, broadcasts
 
     def lists(self, k: int) -> evaluate_mod.Lists:
         """These lists as the evaluation scores them."""
-        published = self.similar.select(F.lit("published").alias(evaluate_mod.MODEL), ITEM,
-                                        rank.RANK, F.col(rank.SIMILAR_ITEM).alias(co.REC))
-        lists = published.unionByName(self.references.drop(co.SCORE))
-        return evaluate_mod.Lists(lists, co.popularity(self.counts, k=k), self.counts,
-                                  self.items, release=self.release)
+        return lists_for_scoring(self.lists_by_index, self.counts, k=k, items=self.items,
+                                 release=self.release)
 
     def release(self) -> None:
         """Free what building the lists cached, once every output is written."""
@@ -104,7 +106,7 @@ def run(spark: SparkSession, cfg: Config, pub: Publisher, *, input_path: str | N
                     "item_vectors": train.item_vectors(built.model),
                     "similar_items": built.similar}
         if cfg.evaluate.enabled:  # kept for the next run's previous_run evaluation
-            datasets |= {REFERENCE_LISTS: built.references, ITEM_COUNTS: built.counts}
+            datasets |= {REFERENCE_LISTS: built.lists_by_index, ITEM_COUNTS: built.counts}
         pub.write_datasets(datasets)
     counts.update(vocabulary_size=built.model.size, items_without_vector=built.model.dropped,
                   training_items=built.items,
@@ -197,9 +199,18 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
     with progress.stage(f"{label}similar") as note:
         windows = co.Windows(near=s.window, forward=s.forward_window, cooc=e.cooc_window,
                              rules=e.rules_window)
+        params = rank.Params(k=s.k, candidates=s.candidates, partners=s.partners,
+                             weights=rank.Weights(*s.weights, decay=s.forward_decay), mode=s.mode,
+                             references=e.enabled or queries is not None, ref_k=max(e.ks),
+                             cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda,
+                             rules_from_forward=windows.rules == windows.forward)
+        # the sums the ranking reads, at every forward decay the weights may be chosen with
+        tuned = s.tune_weights and s.mode != "embedding"
+        features = {*rank.shipped(params, grid=False),
+                    *(f"fwd{d}" for d in (rank.GRID_DECAY if tuned else ()))}
         clock = time.perf_counter()
         with sparkenv.scoped_conf(spark, sparkenv.NO_PARTIAL_AGGREGATION):  # planned here
-            evidence = co.pair_evidence(keyed, windows=windows, fit=True,
+            evidence = co.pair_evidence(keyed, windows=windows, fit=True, features=features,
                                         items=corpus_mod.KEYS).persist(
                 StorageLevel.MEMORY_AND_DISK)
         pairs = evidence.count()
@@ -212,10 +223,6 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
         searcher = similar_mod.Searcher(spark, model.matrix, k=s.candidates,
                                         block_bytes=s.block_bytes, search=s.search,
                                         params=ann.params_for(s.search, s))
-        params = rank.Params(k=s.k, candidates=s.candidates, partners=s.partners,
-                             weights=rank.Weights(*s.weights, decay=s.forward_decay), mode=s.mode,
-                             references=e.enabled or queries is not None, ref_k=max(e.ks),
-                             cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda)
         clock = time.perf_counter()
         weights, validation = validate(keyed, evidence, ranked_items, searcher, lookups,
                                        params, cfg)
@@ -227,17 +234,20 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
                       ).persist(StorageLevel.MEMORY_AND_DISK)
         ranked.count()  # once: the published and the reference lists are both read from it
         took["ranking"] = time.perf_counter() - clock
-        similar, references = _with_ids(ranked, catalogue)
+        similar = _similar_items(ranked, catalogue)
         note.append(f"mode {s.mode}, weights {params.weights.describe()}"
                     + (f" (chosen on {validation['pairs']:,} validation pairs)"
                        if validation.get("tuned") else "")
                     + f"; {pairs:,} item pairs; "
                     + ", ".join(f"{name} {sec:.1f}s" for name, sec in took.items()))
     similarity = similarity_info(cfg, model.size, params.weights, validation)
-    counts = catalogue.select(ITEM, FREQUENCY)
+    counts = catalogue.select(ITEM, INDEX, FREQUENCY)
+    lists_by_index = ranked.select(
+        rank.model_name(F.col(rank.MODEL)).alias(evaluate_mod.MODEL), F.col(ITEM).alias(INDEX),
+        F.col(co.OTHER).alias(REC_INDEXES))
     cleanup = [df.unpersist for df in (catalogue, keyed, evidence, ranked)]
     cleanup += [lookups.unpersist, searcher.release]
-    return Built(model, counts, similar, references, similarity, items, cleanup)
+    return Built(model, counts, similar, lists_by_index, similarity, items, cleanup)
 
 
 def _lookups(catalogue: DataFrame, model: train.Model, items: int) -> rank.Lookups:
@@ -252,19 +262,27 @@ def _lookups(catalogue: DataFrame, model: train.Model, items: int) -> rank.Looku
     return rank.Lookups(row_of_key, model.keys.astype(np.int32), id_rank, frequency)
 
 
-def _with_ids(ranked: DataFrame, catalogue: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """rank_items rows (catalogue keys) -> (similar_items, reference lists) with item ids."""
+def _similar_items(ranked: DataFrame, catalogue: DataFrame) -> DataFrame:
+    """rank_items rows (catalogue keys) -> the similar_items dataset, with item ids."""
     ids = catalogue.select(F.col(INDEX).alias(ITEM), F.col(ITEM).alias("_id"))
     other_ids = catalogue.select(F.col(INDEX).alias(co.OTHER), F.col(ITEM).alias("_other"))
-    rows = ranked.join(ids, ITEM).join(other_ids, co.OTHER)
-    similar = rows.where(F.col(rank.MODEL) == 0).select(
-        F.col("_id").alias(ITEM), rank.RANK, F.col("_other").alias(rank.SIMILAR_ITEM),
-        rank.SCORE, rank.COSINE, rank.COOCCURRENCE)
-    references = rows.where(F.col(rank.MODEL) > 0).select(
-        rank.model_name(F.col(rank.MODEL)).alias(evaluate_mod.MODEL),
-        F.col("_id").alias(ITEM), rank.RANK, F.col("_other").alias(co.REC),
-        F.col(rank.SCORE).cast("double").alias(co.SCORE))
-    return similar, references
+    published = rank.flat_lists(ranked.where(F.col(rank.MODEL) == 0))
+    return (published.join(ids, ITEM).join(other_ids, co.OTHER)
+            .select(F.col("_id").alias(ITEM), rank.RANK, F.col("_other").alias(rank.SIMILAR_ITEM),
+                    rank.SCORE, rank.COSINE, rank.COOCCURRENCE))
+
+
+def lists_for_scoring(lists_by_index: DataFrame, counts: DataFrame, *, k: int, items: int,
+                      release: Callable[[], None] = lambda: None) -> evaluate_mod.Lists:
+    """Lists by catalogue index (see REC_INDEXES) and their run's (item_id, item_index,
+    frequency), as the evaluation scores them: by index, the pairs mapped onto it
+    (evaluate.Lists.in_keys)."""
+    entry = F.posexplode(F.slice(REC_INDEXES, 1, k)).alias("_pos", co.REC)
+    lists = lists_by_index.select(evaluate_mod.MODEL, F.col(INDEX).alias(ITEM), entry).select(
+        evaluate_mod.MODEL, ITEM, (F.col("_pos") + 1).alias(rank.RANK), co.REC)
+    by_index = counts.select(F.col(INDEX).alias(ITEM), FREQUENCY)
+    return evaluate_mod.Lists(lists, co.popularity(by_index, k=k), by_index, items,
+                              release=release, keys=counts.select(ITEM, INDEX))
 
 
 def validate(keyed: DataFrame, evidence: DataFrame, items: DataFrame,
@@ -367,13 +385,19 @@ def previous_lists(spark: SparkSession, previous: PublishedRun, *, k: int) -> ev
     def read(name: str) -> DataFrame:
         return spark.read.parquet(f"{previous.uri}/{name}")
 
+    counts = read(ITEM_COUNTS)
+    items = int((previous.manifest or {}).get("counts", {}).get("training_items") or 0)
+    if INDEX in counts.columns:
+        return lists_for_scoring(read(REFERENCE_LISTS), counts, k=k,
+                                 items=items or counts.count())
+    # kept by a version before the lists were kept by catalogue index: published list from
+    # similar_items, reference lists and counts by item id
     published = read("similar_items").select(
         F.lit("published").alias(evaluate_mod.MODEL), ITEM, rank.RANK,
         F.col(rank.SIMILAR_ITEM).alias(co.REC))
     refs = read(REFERENCE_LISTS).where(F.col(co.RANK) <= k).select(
         evaluate_mod.MODEL, ITEM, co.RANK, co.REC)
-    counts = read(ITEM_COUNTS).select(ITEM, FREQUENCY)
-    items = int((previous.manifest or {}).get("counts", {}).get("training_items") or 0)
+    counts = counts.select(ITEM, FREQUENCY)
     return evaluate_mod.Lists(published.unionByName(refs), co.popularity(counts, k=k), counts,
                               items or counts.count())
 

@@ -55,8 +55,11 @@ LIST_MODELS = ("published", "embedding", "cooc_knn", "sequential_rules")
 # The cosine a missing vector counts as when breaking ties (below every real cosine).
 _NO_COSINE = -2.0
 
-LISTS_SCHEMA = (f"{MODEL} tinyint, {ITEM} int, {RANK} int, {OTHER} int, {SCORE} float, "
-                f"{COSINE} float, {COOCCURRENCE} bigint")
+# rank_items' lists: one row per model and item, its list in rank order as parallel arrays (a
+# row per list, not per entry, is what makes moving the lists out of Python cheap); flat_lists
+# gives a row per entry.
+LISTS_SCHEMA = (f"{MODEL} tinyint, {ITEM} int, {OTHER} array<int>, {SCORE} array<float>, "
+                f"{COSINE} array<float>, {COOCCURRENCE} array<bigint>")
 NEXTS = "nexts"  # the true next items of a query item's validation pairs
 GRID_SUMS = ("hits", "rr", "gain")  # per cut-off: hits, reciprocal ranks, NDCG gains
 
@@ -110,6 +113,19 @@ class Params:
     grid_ks: tuple[int, ...] = (10, 20)  # ... at these cut-offs
     cooc_alpha: float = 0.5
     cooc_lambda: float = 20.0
+    rules_from_forward: bool = False  # the rules window is the forward window: rules = fwd1
+
+
+def shipped(params: Params, *, grid: bool) -> tuple[str, ...]:
+    """The evidence features rank_batch reads (for the ``grid`` output or the lists), so only
+    they travel to Python: forward transitions at the decays scored (1/d always: it picks the
+    forward partners), and the reference lists' own sums when those are ranked (``rules`` only
+    when it is not fwd1)."""
+    decays = {w.decay for w in params.grid} if grid else {params.weights.decay}
+    names = ["near", "fwd1", *[f"fwd{d}" for d in sorted(decays) if d != 1]]
+    if params.references and not grid:
+        names += ["near_c", *([] if params.rules_from_forward else ["rules"])]
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -149,7 +165,7 @@ def _first_per_segment(seg: np.ndarray, order: np.ndarray, limit: np.ndarray | i
 @dataclass
 class Batch:
     """One Arrow batch of grouped evidence as numpy: query keys and their partners' features
-    (see FEATURES)."""
+    (see FEATURES; those not shipped are zeros, ``rules`` then is fwd1)."""
 
     keys: np.ndarray  # (B,) int64 catalogue keys of the query items
     seg: np.ndarray  # (P,) position in ``keys`` of each partner row
@@ -170,6 +186,9 @@ class Batch:
         flat = lists.values.slice(offsets[0], offsets[-1] - offsets[0])
         fields = {f.name: a.to_numpy(zero_copy_only=False)
                   for f, a in zip(flat.type, flat.flatten(), strict=True)}
+        zeros = np.zeros(len(fields[OTHER]))
+        fields = {name: fields.get(name, zeros) for name in FEATURES} | {
+            OTHER: fields[OTHER], "rules": fields.get("rules", fields["fwd1"])}
         pair_seg = pair_next = None
         if NEXTS in batch.schema.names:
             nexts = batch.column(NEXTS)
@@ -202,9 +221,9 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     def summed(values: np.ndarray) -> np.ndarray:
         return np.bincount(inverse, weights=values, minlength=len(codes))
 
-    near, near_c, rules = summed(batch.near), summed(batch.near_c), summed(batch.rules)
+    near = summed(batch.near)
     decays = {w.decay for w in params.grid} if output == "grid" else {params.weights.decay}
-    fwd = {1: summed(batch.fwd1), 2: summed(batch.fwd2)}
+    fwd = {d: summed(getattr(batch, f"fwd{d}")) for d in decays | {1}}
     vocab_keys = len(lookups.row_of_key)
 
     def row(keys: np.ndarray) -> np.ndarray:
@@ -310,10 +329,12 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     # item co-occurrence kNN and sequential rules, over every partner
     freq = lookups.frequency.astype(np.float64)
     lam, alpha = params.cooc_lambda, params.cooc_alpha
+    near_c = summed(batch.near_c)
     knn = near_c / ((freq[batch.keys[seg]] + lam) ** alpha * (freq[other] + lam) ** (1 - alpha))
+    rules = fwd[1] if params.rules_from_forward else summed(batch.rules)
     for code, value in ((2, knn), (3, rules)):
         # when the rules window is the forward window, its list heads the forward partners
-        reuse = code == 3 and params.partners >= params.ref_k and np.array_equal(rules, fwd[1])
+        reuse = code == 3 and params.partners >= params.ref_k and params.rules_from_forward
         top = _first_per_segment(seg, by_forward if reuse else by_value(value), params.ref_k, n)
         parts.append(_emit(code, batch.keys, seg[top], other[top],
                            value[top].astype(np.float32), np.full(len(top), np.nan),
@@ -384,15 +405,36 @@ def _emit(code: int, keys: np.ndarray, seg: np.ndarray, other: np.ndarray, score
             COOCCURRENCE: near}
 
 
-def _to_arrow(cols: dict[str, np.ndarray], schema: T.StructType) -> pa.RecordBatch:
-    arrays = []
-    for field in schema.fields:
-        values = cols[field.name]
-        if field.name == COSINE:
-            arrays.append(pa.array(values, pa.float32(), mask=np.isnan(values)))
-        else:
-            arrays.append(pa.array(values))
-    return pa.RecordBatch.from_arrays(arrays, names=schema.fieldNames())
+def _lists_to_arrow(cols: dict[str, np.ndarray]) -> pa.RecordBatch:
+    """rank_batch's rows (grouped by model and item, in rank order) -> LISTS_SCHEMA rows."""
+    model, item = cols[MODEL], cols[ITEM]
+    starts = np.flatnonzero(np.r_[True, (model[1:] != model[:-1]) | (item[1:] != item[:-1])]
+                            if len(model) else np.zeros(0, bool))
+    offsets = pa.array(np.r_[starts, len(model)].astype(np.int32))
+
+    def lists(values: np.ndarray, kind: pa.DataType, mask: np.ndarray | None = None) -> pa.Array:
+        return pa.ListArray.from_arrays(offsets, pa.array(values, kind, mask=mask))
+
+    cos = cols[COSINE]
+    return pa.RecordBatch.from_arrays(
+        [pa.array(model[starts], pa.int8()), pa.array(item[starts], pa.int32()),
+         lists(cols[OTHER], pa.int32()), lists(cols[SCORE], pa.float32()),
+         lists(cos, pa.float32(), mask=np.isnan(cos)), lists(cols[COOCCURRENCE], pa.int64())],
+        names=[MODEL, ITEM, OTHER, SCORE, COSINE, COOCCURRENCE])
+
+
+def flat_lists(lists: DataFrame) -> DataFrame:
+    """rank_items' lists, a row per entry: (model, item_id, rank, other_id, score, cosine,
+    cooccurrence)."""
+    entry = F.posexplode(F.arrays_zip(OTHER, SCORE, COSINE, COOCCURRENCE)).alias("_pos", "_e")
+    return lists.select(MODEL, ITEM, entry).select(
+        MODEL, ITEM, (F.col("_pos") + 1).alias(RANK),
+        *[F.col("_e")[name].alias(name) for name in (OTHER, SCORE, COSINE, COOCCURRENCE)])
+
+
+def _grid_to_arrow(cols: dict[str, np.ndarray], schema: T.StructType) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array(cols[name]) for name in schema.fieldNames()],
+                                      names=schema.fieldNames())
 
 
 # -- Spark -----------------------------------------------------------------------------------
@@ -408,16 +450,17 @@ def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | No
     With validation ``pairs`` (prev_item, next_item keys) the result is instead the sums of
     ``grid_sums`` per weight mix of ``params.grid`` (grid_schema), one row per mix and batch.
     """
-    feats = co.oriented(evidence, fit=fit)
+    ship = shipped(params, grid=pairs is not None)
+    feats = co.oriented(evidence, fit=fit, features=ship)
     if only is not None:
         feats = feats.join(only, ITEM)
         items = items.join(only, ITEM)
     partner = T.StructType([T.StructField(OTHER, T.IntegerType()),
-                            *[T.StructField(name, T.FloatType()) for name in FEATURES]])
+                            *[T.StructField(name, T.FloatType()) for name in ship]])
     none_p, none_n = F.lit(None).cast(partner), F.lit(None).cast("int")
     rows = feats.select(F.col(ITEM).cast("int").alias(ITEM), F.struct(
         F.col(OTHER).cast("int").alias(OTHER),
-        *[F.col(name).cast("float").alias(name) for name in FEATURES]).alias("p"),
+        *[F.col(name).cast("float").alias(name) for name in ship]).alias("p"),
         none_n.alias("n"))
     rows = rows.unionByName(items.select(F.col(ITEM).cast("int").alias(ITEM), none_p.alias("p"),
                                          none_n.alias("n")))
@@ -428,7 +471,8 @@ def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | No
                                              F.col("next_item").cast("int").alias("n")))
         aggs.append(F.collect_list("n").alias(NEXTS))
     grouped = rows.groupBy(ITEM).agg(*aggs)
-    output = "grid" if pairs is not None else "lists"
+    grid = pairs is not None
+    output = "grid" if grid else "lists"
     schema = T._parse_datatype_string(grid_schema(params.grid_ks) if pairs is not None
                                       else LISTS_SCHEMA)
 
@@ -438,7 +482,7 @@ def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | No
         for batch in batches:
             if batch.num_rows:
                 cols = rank_batch(Batch.from_arrow(batch), found, look, params, output=output)
-                yield _to_arrow(cols, schema)
+                yield _grid_to_arrow(cols, schema) if grid else _lists_to_arrow(cols)
 
     return grouped.mapInArrow(task, schema)
 

@@ -64,6 +64,29 @@ def test_every_model_is_scored_on_the_same_pairs(spark):
     assert pop["coverage@1"] == pytest.approx(2 / 4) and pop["coverage@2"] == pytest.approx(3 / 4)
 
 
+def test_lists_by_integer_key_score_as_lists_by_id(spark):
+    """Lists named by integer keys (Lists.keys) score exactly as the same lists by id, items
+    the lists never saw included: an unseen query item (z) gets only popularity's list, an
+    unseen next item (y) is a miss for every model."""
+    rows = [("published", "a", 1, "c"), ("published", "a", 2, "b"), ("published", "x", 1, "a"),
+            ("embedding", "a", 1, "b"), ("sequential_rules", "x", 1, "b")]
+    pairs = spark.createDataFrame([("a", "b"), ("a", "c"), ("x", "b"), ("z", "a"), ("a", "y")],
+                                  PAIRS)
+    by_id = _lists(spark, rows)
+    key = {"a": 0, "b": 1, "c": 2, "x": 3}
+    by_key = ev.Lists(
+        spark.createDataFrame([(m, key[i], r, key[j]) for m, i, r, j in rows],
+                              "model string, item_id int, rank int, rec_item int"),
+        spark.createDataFrame([(1, 0), (2, 1), (3, 2)], "rank int, rec_item int"),
+        spark.createDataFrame([(0, 5), (1, 4), (2, 3), (3, 1)], "item_id int, frequency long"),
+        4, keys=spark.createDataFrame(list(key.items()), "item_id string, key int"))
+    got = [ev.score(ev.with_buckets(lists.in_keys(pairs), lists.counts), lists, ks=(1, 2))
+           for lists in (by_id, by_key)]
+    assert got[0] == got[1]
+    assert got[0]["popularity"]["hr@1"] == pytest.approx(2 / 5)  # a -> b and z -> a
+    assert got[0]["published"]["hr@1_by_popularity"]["unseen"] == 0.0
+
+
 def test_coverage_never_exceeds_one(spark):
     pairs = spark.createDataFrame([("a", "b", "head"), ("b", "a", "head")],
                                   PAIRS + ", bucket string")

@@ -2,17 +2,22 @@
 only, on the embedded sample."""
 
 import datetime as dt
+import io
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+from pyspark.sql import functions as F
 
-from item2vec import cli, config, sample
+from item2vec import cli, config, pipeline, sample
 from item2vec.evaluate import MODELS
+from item2vec.progress import Progress
+from item2vec.publish import PublishedRun
 from jobs.run import main
 
 RUN_DATE = "2026-11-26"
@@ -305,6 +310,41 @@ def test_second_night_scores_the_first_nights_list(nightly):
     assert first["metrics"]["method"] == "holdout" and first["metrics"]["evaluated_run"] is None
     # no second model was trained: the night's only training stages are its own
     assert "eval train" not in second["timings_s"] and "eval train" in first["timings_s"]
+
+
+def test_lists_kept_by_an_earlier_version_by_item_id_score_the_same(nightly, spark, tmp_path):
+    """Night 1 kept its lists by catalogue index; the same lists kept the earlier way (by item
+    id: reference lists without the published one, counts without the index) score the same
+    on night 2's sessions, so the first night after an upgrade still evaluates yesterday."""
+    out = nightly["out"]
+    pointer = (out / "dt=2026-11-08" / "CURRENT").read_text().strip()
+    run = out / "dt=2026-11-08" / pointer
+    manifest = json.loads((run / "manifest.json").read_text())
+    counts = spark.read.parquet(str(run / "item_counts"))
+    assert counts.columns == ["item_id", "item_index", "frequency"]
+    kept = spark.read.parquet(str(run / "reference_lists"))
+    assert {r[0] for r in kept.select("model").distinct().collect()} == set(MODELS[:-1])
+    old = tmp_path / "old"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("reference_lists", "item_counts"))
+    ids = counts.select("item_index", "item_id")
+    recs = counts.select(F.col("item_index").alias("rec_index"),
+                         F.col("item_id").alias("rec_item"))
+    entries = kept.select("model", "item_index", F.posexplode("rec_indexes").alias("pos",
+                                                                                   "rec_index"))
+    (entries.where(F.col("model") != "published").join(ids, "item_index").join(recs, "rec_index")
+     .select("model", "item_id", (F.col("pos") + 1).alias("rank"), "rec_item",
+             F.lit(1.0).alias("score"))
+     .write.parquet(str(old / "reference_lists")))
+    counts.select("item_id", "frequency").write.parquet(str(old / "item_counts"))
+    cfg = config.load(None, [a for a in nightly["common"] if "=" in a])
+    sessions = pipeline.input_sessions(spark, cfg, nightly["common"][1], dt.date(2026, 11, 9))
+    scored = [pipeline.evaluate_step(sessions, cfg, "previous_run", PublishedRun(
+        pointer=pointer, uri=str(path), path=str(path), manifest=manifest),
+        Progress(io.StringIO()))["models"] for path in (run, old)]
+    assert scored[0] == scored[1]
+    second = json.loads((out / "dt=2026-11-09").joinpath(
+        (out / "dt=2026-11-09" / "CURRENT").read_text().strip(), "manifest.json").read_text())
+    assert scored[0] == second["metrics"]["models"]  # what night 2 itself reported
 
 
 def test_a_regression_exits_3_with_the_drop_and_history_keeps_every_night(nightly, capsys):

@@ -21,7 +21,7 @@ DEFAULT = Weights(1.0, 1.0, 0.05)
 
 def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
         mode="hybrid", k=3, window=1, candidates=3, partners=10, pairs=None, grid=(),
-        references=False):
+        references=False, rules_from_forward=False):
     """rank_items on ``sessions`` (lists of ids): returns {(model, id): [(other, score, cos,
     cooc), ...]} in rank order, or the grid metrics when ``pairs`` are given."""
     names = {v: n for n, v in keys.items()}
@@ -39,7 +39,7 @@ def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
     searcher = Searcher(spark, vectors, k=candidates, block_bytes=1 << 20, search="exact")
     params = Params(k=k, candidates=candidates, partners=partners, weights=weights, mode=mode,
                     references=references, ref_k=k, grid=tuple(grid), grid_ks=(k,),
-                    cooc_alpha=0.5, cooc_lambda=0.0)
+                    cooc_alpha=0.5, cooc_lambda=0.0, rules_from_forward=rules_from_forward)
     items = spark.createDataFrame([(i,) for i in range(len(vectors))], "item_id int")
     bc = spark.sparkContext.broadcast(lookups)
     if pairs is not None:
@@ -49,7 +49,7 @@ def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
         return rank.grid_metrics(sums, list(grid), ks=(k,))
     rows = rank.rank_items(ev, items, searcher=searcher, lookups=bc, params=params)
     out: dict = {}
-    for r in rows.orderBy("model", "item_id", "rank").collect():
+    for r in rank.flat_lists(rows).orderBy("model", "item_id", "rank").collect():
         out.setdefault((rank.LIST_MODELS[r.model], names[r.item_id]), []).append(
             (names[r.other_id], r.score, r.cosine, r.cooccurrence))
     return out
@@ -148,10 +148,12 @@ def test_sequential_rules_weigh_one_over_distance(spark):
     # a: c after a at distance 2 (0.5) and 1 (1.0) = 1.5; b after a at 1 = 1.0
     assert [(o, s) for o, s, *_ in got[("sequential_rules", "a")]] == [("c", 1.5), ("b", 1.0)]
     assert [(o, s) for o, s, *_ in got[("sequential_rules", "c")]] == [("a", 1.0)]
-    # with fewer forward partners than the list holds, the rules are ranked on their own:
-    # the same lists (ties to the smaller id: c's "a" and "b" both score 1 after c here)
+    # the rules window being the forward window, the rules list is read off the forward
+    # partners (rules_from_forward: its sums are not even shipped); with fewer forward
+    # partners than the list holds, or its own sums, it is ranked on its own: the same lists
+    # (ties to the smaller id: c's "a" and "b" both score 1 after c here)
     ties = [["a", "b", "c"], ["a", "c"], ["c", "a"], ["c", "b"], ["d", "x"], ["x", "d"]]
-    wide = run(spark, ties, references=True, k=3, window=2, partners=10)
+    wide = run(spark, ties, references=True, k=3, window=2, partners=10, rules_from_forward=True)
     narrow = run(spark, ties, references=True, k=3, window=2, partners=1)
     rules = {key: rows for key, rows in wide.items() if key[0] == "sequential_rules"}
     assert rules == {key: rows for key, rows in narrow.items() if key[0] == "sequential_rules"}
