@@ -162,6 +162,22 @@ def _first_per_segment(seg: np.ndarray, order: np.ndarray, limit: np.ndarray | i
     return order[pos < lim]
 
 
+def _ranked(seg: np.ndarray, value: np.ndarray, ids: np.ndarray, *, n_seg: int,
+            n_ids: int) -> np.ndarray:
+    """Positions of the rows with value > 0 by segment, then value descending, then id rank
+    (``ids``, unique within a segment): ``np.lexsort((ids, -value, seg))``'s order, from one
+    argsort of a packed int64 key (half lexsort's time: this is most of the ranking's numpy
+    work), or lexsort itself when the key would not fit in 63 bits."""
+    ok = np.flatnonzero(value > 0)
+    levels, level = np.unique(-value[ok], return_inverse=True)
+    id_bits, level_bits = int(n_ids).bit_length(), len(levels).bit_length()
+    if id_bits + level_bits + int(n_seg).bit_length() > 63:
+        return ok[np.lexsort((ids[ok], -value[ok], seg[ok]))]
+    key = ((seg[ok].astype(np.int64) << (level_bits + id_bits))
+           | (level.astype(np.int64) << id_bits) | ids[ok].astype(np.int64))
+    return ok[np.argsort(key)]
+
+
 @dataclass
 class Batch:
     """One Arrow batch of grouped evidence as numpy: query keys and their partners' features
@@ -234,8 +250,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
 
     # strongest partners by each evidence (partners with evidence in the window only)
     def by_value(value: np.ndarray) -> np.ndarray:  # partners with evidence, ranked per item
-        ok = np.flatnonzero(value > 0)
-        return ok[np.lexsort((rank_of[other[ok]], -value[ok], seg[ok]))]
+        return _ranked(seg, value, rank_of[other], n_seg=n, n_ids=int(span))
 
     def strongest(value: np.ndarray) -> np.ndarray:
         return _first_per_segment(seg, by_value(value), params.partners, n)

@@ -202,3 +202,17 @@ def test_weight_grid_tries_the_default_first():
     assert all(w.cooccurrence + w.forward == pytest.approx(1.0) for w in grid[1:])
     only_counts = rank.weight_grid(default, mode="cooccurrence")
     assert only_counts[0] == Weights(0.3, 0.7, 0.0) and {w.cosine for w in only_counts} == {0}
+
+
+def test_packed_ranking_order_is_lexsorts():
+    """rank._ranked packs (item, value, id) into one int64 key: the order must be lexsort's,
+    ties on value broken by id, rows without evidence dropped, and the same when the key
+    would not fit (lexsort itself)."""
+    rng = np.random.default_rng(3)
+    seg = np.sort(rng.integers(0, 40, 5000))
+    ids = np.concatenate([rng.permutation(5000)[: (seg == s).sum()] for s in range(40)])
+    for value in (rng.integers(0, 4, 5000).astype(float), np.round(rng.random(5000), 2)):
+        ok = np.flatnonzero(value > 0)
+        want = ok[np.lexsort((ids[ok], -value[ok], seg[ok]))]
+        assert np.array_equal(rank._ranked(seg, value, ids, n_seg=40, n_ids=5000), want)
+        assert np.array_equal(rank._ranked(seg, value, ids, n_seg=40, n_ids=1 << 62), want)
