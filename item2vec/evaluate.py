@@ -37,7 +37,7 @@ from item2vec.errors import BadInput
 from item2vec.events import ITEM
 from item2vec.progress import Progress
 from item2vec.sessions import ITEMS, SESSION_ID, START
-from item2vec.vocabulary import FREQUENCY
+from item2vec.vocabulary import FREQUENCY, INDEX
 
 PREV, NEXT, RANK, REC, BUCKET, MODEL = (
     "prev_item", "next_item", "rank", "rec_item", "bucket", "model")
@@ -58,9 +58,9 @@ class Lists:
     counts: DataFrame  # item_id, frequency over the training part
     items: int  # distinct training items (the coverage denominator)
     release: Callable[[], None] = lambda: None  # frees what building the lists cached
-    # (item_id, key): when given, the frames above name items by these integer keys (the
-    # run's catalogue index), which join and compare faster than string ids; the pairs to
-    # score are mapped onto them first (in_keys)
+    # (item_id, item_index): when given, the frames above name items by the run's catalogue
+    # index, which joins and compares faster than string ids; the pairs to score are mapped
+    # onto it first (in_keys)
     keys: DataFrame | None = None
 
     def in_keys(self, pairs: DataFrame) -> DataFrame:
@@ -69,9 +69,8 @@ class Lists:
         counts as a miss for every model (and as "unseen" by popularity bucket)."""
         if self.keys is None:
             return pairs
-        key = self.keys.columns[1]
-        prev = self.keys.select(F.col(ITEM).alias(PREV), F.col(key).alias("_prev"))
-        nxt = self.keys.select(F.col(ITEM).alias(NEXT), F.col(key).alias("_next"))
+        prev = self.keys.select(F.col(ITEM).alias(PREV), F.col(INDEX).alias("_prev"))
+        nxt = self.keys.select(F.col(ITEM).alias(NEXT), F.col(INDEX).alias("_next"))
         return (pairs.join(prev, PREV, "left").join(nxt, NEXT, "left")
                 .select(F.col("_prev").alias(PREV), F.col("_next").alias(NEXT)))
 
@@ -178,9 +177,9 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
         lists_q.count()
         names = [m for m in MODELS if m != "popularity"]
         models = spark.createDataFrame([(m,) for m in names], f"{MODEL} string")
-        # the pairs are few (at most max_test_pairs): broadcast them to the lists, not the other
-        # way round; every list has a rank-1 row, so those say which queries a model answers
-        wanted = F.broadcast(pairs.select(PREV, NEXT).distinct())
+        # only the lists' entries that are test pairs are joined on; every list has a rank-1
+        # row, so those say which queries a model answers
+        wanted = pairs.select(PREV, NEXT).distinct()
         listed = (lists_q.select(MODEL, F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK)
                   .join(wanted, [PREV, NEXT]))
         answered = lists_q.where(F.col(RANK) == 1).select(

@@ -408,16 +408,11 @@ def _grid(batch: Batch, c_seg: np.ndarray, c_other: np.ndarray, sym_n: np.ndarra
 
 def _emit(code: int, keys: np.ndarray, seg: np.ndarray, other: np.ndarray, score: np.ndarray,
           cos: np.ndarray, near: np.ndarray) -> dict[str, np.ndarray]:
-    """Rows of one list model, ranks 1.. per item in the given (sorted) order."""
-    if len(seg):
-        starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
-        rank = np.arange(len(seg)) - np.repeat(starts, np.diff(np.r_[starts, len(seg)])) + 1
-    else:
-        rank = np.zeros(0, dtype=np.int64)
+    """Rows of one list model in the given order (by item, then rank: the rank is the
+    position, see _lists_to_arrow)."""
     return {MODEL: np.full(len(seg), code, dtype=np.int8), ITEM: keys[seg].astype(np.int32),
-            RANK: rank.astype(np.int32), OTHER: other.astype(np.int32),
-            SCORE: score.astype(np.float32), COSINE: cos.astype(np.float32),
-            COOCCURRENCE: near}
+            OTHER: other.astype(np.int32), SCORE: score.astype(np.float32),
+            COSINE: cos.astype(np.float32), COOCCURRENCE: near}
 
 
 def _lists_to_arrow(cols: dict[str, np.ndarray]) -> pa.RecordBatch:

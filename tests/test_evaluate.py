@@ -79,7 +79,7 @@ def test_lists_by_integer_key_score_as_lists_by_id(spark):
                               "model string, item_id int, rank int, rec_item int"),
         spark.createDataFrame([(1, 0), (2, 1), (3, 2)], "rank int, rec_item int"),
         spark.createDataFrame([(0, 5), (1, 4), (2, 3), (3, 1)], "item_id int, frequency long"),
-        4, keys=spark.createDataFrame(list(key.items()), "item_id string, key int"))
+        4, keys=spark.createDataFrame(list(key.items()), "item_id string, item_index int"))
     got = [ev.score(ev.with_buckets(lists.in_keys(pairs), lists.counts), lists, ks=(1, 2))
            for lists in (by_id, by_key)]
     assert got[0] == got[1]
