@@ -57,9 +57,9 @@ class Windows:
         return max(self.near, self.forward, self.cooc, self.rules)
 
 
-def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: bool = False,
+def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: Sequence[str] = (),
                   items: str = ITEMS, features: Sequence[str] = FEATURES) -> DataFrame:
-    """(item_id, other_id, *features[, *features_fit]) per ordered pair: other_id came d
+    """(item_id, other_id, *features, *fit_features) per ordered pair: other_id came d
     positions after item_id in a session, d <= windows.longest, summed over sessions as
 
     - ``near``: occurrences with d <= windows.near; ``near_c``: with d <= windows.cooc
@@ -69,9 +69,10 @@ def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: bool = False,
 
     Only forward pairs are emitted and aggregated (one row per pair occurrence, one shuffle):
     half the rows of counting both orders, which ``oriented`` derives from the aggregate.
-    ``items`` names the sessions' array column (ids or catalogue keys). With ``fit``, sessions
-    carry ``_fit`` and the sums over the fit part come along in the same aggregation.
-    ``features`` (a subset of FEATURES): the sums to count, when not all are read.
+    ``items`` names the sessions' array column (ids or catalogue keys). ``features`` (a subset
+    of FEATURES): the sums to count, when not all are read. ``fit`` (a subset of ``features``):
+    those also summed over the sessions whose ``_fit`` is true (as ``<feature>_fit``), in the
+    same aggregation.
     """
     n, w = F.size(items), windows.longest
     # One row per (position, distance): a generator and array lookups that Spark compiles,
@@ -94,9 +95,8 @@ def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: bool = False,
                "rules": F.when(d <= windows.rules, 1 / d)}
     features = [f for f in FEATURES if f in features]
     aggs = [F.coalesce(F.sum(weights[f]), F.lit(0.0)).alias(f) for f in features]
-    if fit:
-        aggs += [F.coalesce(F.sum(F.when(F.col(FIT), weights[f])), F.lit(0.0)).alias(f + FIT)
-                 for f in features]
+    aggs += [F.coalesce(F.sum(F.when(F.col(FIT), weights[f])), F.lit(0.0)).alias(f + FIT)
+             for f in features if f in fit]
     return rows.groupBy(ITEM, OTHER).agg(*aggs)
 
 

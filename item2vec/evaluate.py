@@ -39,8 +39,8 @@ from item2vec.progress import Progress
 from item2vec.sessions import ITEMS, SESSION_ID, START
 from item2vec.vocabulary import FREQUENCY, INDEX
 
-PREV, NEXT, RANK, REC, BUCKET, MODEL = (
-    "prev_item", "next_item", "rank", "rec_item", "bucket", "model")
+PREV, NEXT, RANK, REC, RECS, BUCKET, MODEL = (
+    "prev_item", "next_item", "rank", "rec_item", "rec_items", "bucket", "model")
 MODELS = ("published", "embedding", "cooc_knn", "sequential_rules", "popularity")
 REFERENCE_MODELS = ("embedding", "cooc_knn", "sequential_rules")
 # Popularity buckets of the item to predict, by training frequency: head = above the 99th
@@ -53,7 +53,9 @@ BUCKETS = (("head", 0.99), ("torso", 0.9))
 class Lists:
     """What the models of one training part recommend, ready to be scored."""
 
-    lists: DataFrame  # model, item_id, rank, rec_item: published + reference models
+    # model, item_id, rec_items: each model's list for an item, in rank order, at most the
+    # largest cut-off long (published + reference models; see lists_from_entries)
+    lists: DataFrame
     popular: DataFrame  # rank, rec_item: the k + 1 most frequent training items
     counts: DataFrame  # item_id, frequency over the training part
     items: int  # distinct training items (the coverage denominator)
@@ -73,6 +75,12 @@ class Lists:
         nxt = self.keys.select(F.col(ITEM).alias(NEXT), F.col(INDEX).alias("_next"))
         return (pairs.join(prev, PREV, "left").join(nxt, NEXT, "left")
                 .select(F.col("_prev").alias(PREV), F.col("_next").alias(NEXT)))
+
+
+def lists_from_entries(entries: DataFrame) -> DataFrame:
+    """(model, item_id, rank, rec_item) rows, one per list entry -> Lists.lists rows."""
+    entry = F.sort_array(F.collect_list(F.struct(RANK, REC)))
+    return entries.groupBy(MODEL, ITEM).agg(F.transform(entry, lambda e: e[REC]).alias(RECS))
 
 
 Build = Callable[[DataFrame, DataFrame], Lists]  # (training sessions, query items) -> Lists
@@ -163,29 +171,28 @@ def with_buckets(pairs: DataFrame, counts: DataFrame) -> DataFrame:
 def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, dict[str, Any]]:
     """Metrics of every model on ``pairs`` (prev_item, next_item, bucket), in MODELS order.
 
-    One join ranks the true next item in every list model's list; popularity's rank comes from
-    its one shared list (the query item itself is skipped, as the others never list it).
+    One join of the pairs with the lists of their query items ranks the true next item in every
+    list model's list (its position in the list's array: no list is exploded for it);
+    popularity's rank comes from its one shared list (the query item itself is skipped, as the
+    others never list it). Two Spark jobs: coverage, then every metric in one aggregation.
     """
     spark = pairs.sparkSession
     ks = tuple(sorted(set(ks)))
     pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+    queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
+    # the lists of the query items only; read by both jobs, and the first fills both caches
+    lists_q = lists.lists.join(queries, ITEM, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        # Both are read by several branches of the plans below: fill each cache once first.
-        pairs.count()
-        queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
-        lists_q = lists.lists.join(queries, ITEM).persist(StorageLevel.MEMORY_AND_DISK)
-        lists_q.count()
+        coverage = _coverage(lists_q, ks)
         names = [m for m in MODELS if m != "popularity"]
         models = spark.createDataFrame([(m,) for m in names], f"{MODEL} string")
-        # only the lists' entries that are test pairs are joined on; every list has a rank-1
-        # row, so those say which queries a model answers
-        wanted = pairs.select(PREV, NEXT).distinct()
-        listed = (lists_q.select(MODEL, F.col(ITEM).alias(PREV), F.col(REC).alias(NEXT), RANK)
-                  .join(wanted, [PREV, NEXT]))
-        answered = lists_q.where(F.col(RANK) == 1).select(
-            MODEL, F.col(ITEM).alias(PREV), F.lit(1).alias("_answered"))
-        ranked = (pairs.crossJoin(models).join(listed, [MODEL, PREV, NEXT], "left")
-                  .join(answered, [MODEL, PREV], "left"))
+        position = F.array_position(RECS, F.col(NEXT))  # 0: not listed; null: next unseen
+        listed = (pairs.crossJoin(models)
+                  .join(lists_q.withColumnRenamed(ITEM, PREV), [MODEL, PREV], "left")
+                  .select(MODEL, PREV, NEXT, BUCKET,
+                          F.when(position > 0, position).cast("int").alias(RANK),
+                          F.when(F.size(RECS) > 0, 1).alias("_answered"),
+                          F.lit(None).cast("int").alias("_rp")))
         pop = lists.popular
         pop_next = pop.select(F.col(REC).alias(NEXT), F.col(RANK).alias("_rn"))
         pop_prev = pop.select(F.col(REC).alias(PREV), F.col(RANK).alias("_rp"))
@@ -193,16 +200,17 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
         popular = (pairs.join(pop_next, NEXT, "left").join(pop_prev, PREV, "left")
                    .select(F.lit("popularity").alias(MODEL), PREV, NEXT, BUCKET,
                            F.when(F.col(PREV).isNull() | (F.col(PREV) != F.col(NEXT)),
-                                  effective).alias(RANK),
-                           F.lit(1).alias("_answered")))
-        every = ranked.select(MODEL, PREV, NEXT, BUCKET, RANK, "_answered").unionByName(popular)
+                                  effective).cast("int").alias(RANK),
+                           F.lit(1).alias("_answered"), F.col("_rp").cast("int")))
         # One aggregation per (model, bucket) of counts and sums; a model's metrics add its
-        # buckets up (the joins above run once).
-        rows = every.groupBy(MODEL, BUCKET).agg(
+        # buckets up (the joins above run once). _rp: the best rank popularity's list gives a
+        # query item (popularity's coverage depends on it).
+        rows = listed.unionByName(popular).groupBy(MODEL, BUCKET).agg(
             F.count(F.lit(1)).alias("_pairs"), F.count("_answered").alias("_answered"),
-            *rank_sums(ks)).collect()
+            F.min("_rp").alias("_rp"), *rank_sums(ks)).collect()
         first = min(ks)
-        coverage = _coverage(lists_q, lists.popular, queries, ks)
+        coverage |= _popularity_coverage(lists.popular, ks, min(
+            (r["_rp"] for r in rows if r["_rp"] is not None), default=None))
         out: dict[str, dict[str, Any]] = {}
         for model in sorted({r[MODEL] for r in rows}, key=MODELS.index):
             mine = sorted((r for r in rows if r[MODEL] == model), key=lambda r: r[BUCKET])
@@ -216,29 +224,33 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
                 distinct = coverage.get((model, k), 0)
                 m[f"coverage@{k}"] = round(distinct / lists.items, 6) if lists.items else 0.0
             out[model] = m
-        lists_q.unpersist()
         return out
     finally:
+        lists_q.unpersist()
         pairs.unpersist()
 
 
-def _coverage(lists_q: DataFrame, popular: DataFrame, queries: DataFrame,
-              ks: tuple[int, ...]) -> dict[tuple[str, int], int]:
-    """(model, k) -> distinct items recommended at rank <= k to the test queries."""
+def _coverage(lists_q: DataFrame, ks: tuple[int, ...]) -> dict[tuple[str, int], int]:
+    """(model, k) -> distinct items the list models recommend at rank <= k to the queries."""
+    entry = F.posexplode(RECS).alias("_pos", REC)
     # each recommended item once per model, at its best rank: then counting is a plain sum
-    best = lists_q.groupBy(MODEL, REC).agg(F.min(RANK).alias(RANK))
+    best = (lists_q.select(MODEL, entry).groupBy(MODEL, REC)
+            .agg((F.min("_pos") + 1).alias(RANK)))
     aggs = [F.count(F.when(F.col(RANK) <= k, 1)).alias(str(k)) for k in ks]
-    out = {(r[MODEL], k): int(r[str(k)])
-           for r in best.groupBy(MODEL).agg(*aggs).collect() for k in ks}
-    # Popularity shows every query the top k, and item k + 1 to a query that is in the top k.
-    top = popular.orderBy(RANK).collect()
-    top_ids = [r[REC] for r in top]
-    asked = {r[0] for r in queries.join(popular.select(F.col(REC).alias(ITEM)), ITEM)
-             .select(ITEM).collect()}
+    return {(r[MODEL], k): int(r[str(k)])
+            for r in best.groupBy(MODEL).agg(*aggs).collect() for k in ks}
+
+
+def _popularity_coverage(popular: DataFrame, ks: tuple[int, ...],
+                         best_query_rank: int | None) -> dict[tuple[str, int], int]:
+    """Popularity shows every query the top k, and item k + 1 to a query that is in the top k
+    (``best_query_rank``: the best rank of a query item in the list, None if none is)."""
+    top = [r[REC] for r in sorted(popular.collect(), key=lambda r: r[RANK])]  # k + 1 rows
+    out = {}
     for k in ks:
-        shown = set(top_ids[:k])
-        if asked & shown and len(top_ids) > k:
-            shown.add(top_ids[k])
+        shown = set(top[:k])
+        if best_query_rank is not None and best_query_rank <= k and len(top) > k:
+            shown.add(top[k])
         out[("popularity", k)] = len(shown)
     return out
 

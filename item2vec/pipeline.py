@@ -111,12 +111,12 @@ def run(spark: SparkSession, cfg: Config, pub: Publisher, *, input_path: str | N
     counts.update(vocabulary_size=built.model.size, items_without_vector=built.model.dropped,
                   training_items=built.items,
                   similar_rows=pub.read_dataset(spark, "similar_items").count())
+    neighbours = _example_neighbours(pub.read_dataset(spark, "similar_items"), built.model)
+    built.release()  # the evaluation reads none of it: its memory is the scoring's
     metrics = evaluate_step(sessions, cfg, method, previous, progress, wrap=wrap)
     if metrics is not None:
         pub.write_json("metrics.json", metrics)
-    neighbours = _example_neighbours(pub.read_dataset(spark, "similar_items"), built.model)
     sessions.unpersist()
-    built.release()
     manifest = make_manifest(spark, cfg, run_date=run_date, run_id=pub.run_id,
                              started=started, source=source, counts=counts, built=built,
                              metrics=metrics, timings=progress.timings)
@@ -204,13 +204,16 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
                              references=e.enabled or queries is not None, ref_k=max(e.ks),
                              cooc_alpha=e.cooc_alpha, cooc_lambda=e.cooc_lambda,
                              rules_from_forward=windows.rules == windows.forward)
-        # the sums the ranking reads, at every forward decay the weights may be chosen with
+        # the sums the ranking reads, and over the fit part those the validation reads (at
+        # every forward decay the weights may be chosen with)
         tuned = s.tune_weights and s.mode != "embedding"
-        features = {*rank.shipped(params, grid=False),
-                    *(f"fwd{d}" for d in (rank.GRID_DECAY if tuned else ()))}
+        fit = {*rank.shipped(dataclasses.replace(params, references=False), grid=False),
+               *(f"fwd{d}" for d in (rank.GRID_DECAY if tuned else ()))}
+        features = fit | set(rank.shipped(params, grid=False))
         clock = time.perf_counter()
         with sparkenv.scoped_conf(spark, sparkenv.NO_PARTIAL_AGGREGATION):  # planned here
-            evidence = co.pair_evidence(keyed, windows=windows, fit=True, features=features,
+            evidence = co.pair_evidence(keyed, windows=windows, fit=tuple(fit),
+                                        features=tuple(features),
                                         items=corpus_mod.KEYS).persist(
                 StorageLevel.MEMORY_AND_DISK)
         pairs = evidence.count()
@@ -277,9 +280,8 @@ def lists_for_scoring(lists_by_index: DataFrame, counts: DataFrame, *, k: int, i
     """Lists by catalogue index (see REC_INDEXES) and their run's (item_id, item_index,
     frequency), as the evaluation scores them: by index, the pairs mapped onto it
     (evaluate.Lists.in_keys)."""
-    entry = F.posexplode(F.slice(REC_INDEXES, 1, k)).alias("_pos", co.REC)
-    lists = lists_by_index.select(evaluate_mod.MODEL, F.col(INDEX).alias(ITEM), entry).select(
-        evaluate_mod.MODEL, ITEM, (F.col("_pos") + 1).alias(rank.RANK), co.REC)
+    lists = lists_by_index.select(evaluate_mod.MODEL, F.col(INDEX).alias(ITEM),
+                                  F.slice(REC_INDEXES, 1, k).alias(evaluate_mod.RECS))
     by_index = counts.select(F.col(INDEX).alias(ITEM), FREQUENCY)
     return evaluate_mod.Lists(lists, co.popularity(by_index, k=k), by_index, items,
                               release=release, keys=counts.select(ITEM, INDEX))
@@ -398,8 +400,8 @@ def previous_lists(spark: SparkSession, previous: PublishedRun, *, k: int) -> ev
     refs = read(REFERENCE_LISTS).where(F.col(co.RANK) <= k).select(
         evaluate_mod.MODEL, ITEM, co.RANK, co.REC)
     counts = counts.select(ITEM, FREQUENCY)
-    return evaluate_mod.Lists(published.unionByName(refs), co.popularity(counts, k=k), counts,
-                              items or counts.count())
+    return evaluate_mod.Lists(evaluate_mod.lists_from_entries(published.unionByName(refs)),
+                              co.popularity(counts, k=k), counts, items or counts.count())
 
 
 def finish(pub: Publisher, cfg: Config, manifest: dict[str, Any],

@@ -33,7 +33,7 @@ def test_pair_evidence_without_partial_aggregation_counts_the_same(spark):
     key = next(iter(sparkenv.NO_PARTIAL_AGGREGATION))
     before = spark.conf.get(key, None)
     with sparkenv.scoped_conf(spark, sparkenv.NO_PARTIAL_AGGREGATION):
-        bypassed = co.pair_evidence(sessions, windows=WINDOWS, fit=False).persist()
+        bypassed = co.pair_evidence(sessions, windows=WINDOWS).persist()
         plan = bypassed._jdf.queryExecution().executedPlan().toString()
     assert spark.conf.get(key, None) == before  # restored once the block is left
     assert "partial_sum" not in plan  # a single aggregation after the shuffle
@@ -54,9 +54,11 @@ def test_oriented_adds_the_symmetric_counts_of_the_reverse_pair(spark):
 def test_fit_sums_only_the_fit_sessions(spark):
     sessions = spark.createDataFrame([(1, ["a", "b"], True), (2, ["a", "b"], False)],
                                      SESSIONS + ", _fit boolean")
-    ev = co.pair_evidence(sessions, windows=WINDOWS, fit=True).first()
+    ev = co.pair_evidence(sessions, windows=WINDOWS, fit=("near", "fwd1")).first()
     assert (ev.near, ev.near_fit, ev.fwd1, ev.fwd1_fit) == (2, 1, 2, 1)
-    fit = co.oriented(co.pair_evidence(sessions, windows=WINDOWS, fit=True), fit=True)
+    assert "fwd2_fit" not in ev.asDict() and ev.fwd2 == 2  # summed, not over the fit part
+    fit = co.oriented(co.pair_evidence(sessions, windows=WINDOWS, fit=("near", "fwd1")),
+                      fit=True, features=("near", "fwd1"))
     assert {(r.item_id, r.other_id): r.near for r in fit.collect()} == {("a", "b"): 1,
                                                                        ("b", "a"): 1}
 

@@ -28,7 +28,7 @@ def test_rank_metrics_hand_computed(spark):
 def _lists(spark, rows, *, popular=(("a", 1), ("b", 2), ("c", 3)), counts=None, items=4):
     counts = counts or [("a", 5), ("b", 4), ("c", 3), ("x", 1)]
     return ev.Lists(
-        spark.createDataFrame(rows, LISTS),
+        ev.lists_from_entries(spark.createDataFrame(rows, LISTS)),
         spark.createDataFrame([(r, i) for i, r in popular], "rank int, rec_item string"),
         spark.createDataFrame(counts, "item_id string, frequency long"), items)
 
@@ -75,8 +75,9 @@ def test_lists_by_integer_key_score_as_lists_by_id(spark):
     by_id = _lists(spark, rows)
     key = {"a": 0, "b": 1, "c": 2, "x": 3}
     by_key = ev.Lists(
-        spark.createDataFrame([(m, key[i], r, key[j]) for m, i, r, j in rows],
-                              "model string, item_id int, rank int, rec_item int"),
+        ev.lists_from_entries(spark.createDataFrame(
+            [(m, key[i], r, key[j]) for m, i, r, j in rows],
+            "model string, item_id int, rank int, rec_item int")),
         spark.createDataFrame([(1, 0), (2, 1), (3, 2)], "rank int, rec_item int"),
         spark.createDataFrame([(0, 5), (1, 4), (2, 3), (3, 1)], "item_id int, frequency long"),
         4, keys=spark.createDataFrame(list(key.items()), "item_id string, item_index int"))
