@@ -144,6 +144,10 @@ class Lookups:
 
 
 # -- the vectorised core ---------------------------------------------------------------------
+# Rows per chunk when bounding a segment's k-th largest value from below (see _top).
+_CHUNK = 8
+
+
 def _segment_max(values: np.ndarray, seg: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n, dtype=np.float64)
     np.maximum.at(out, seg, values)
@@ -176,6 +180,41 @@ def _ranked(seg: np.ndarray, value: np.ndarray, ids: np.ndarray, *, n_seg: int,
     key = ((seg[ok].astype(np.int64) << (level_bits + id_bits))
            | (level.astype(np.int64) << id_bits) | ids[ok].astype(np.int64))
     return ok[np.argsort(key)]
+
+
+def _top(seg: np.ndarray, value: np.ndarray, ids: np.ndarray, limit: int, *, n_seg: int,
+         n_ids: int) -> np.ndarray:
+    """``_first_per_segment(seg, _ranked(seg, value, ids, ...), limit, n_seg)`` (the first
+    ``limit`` rows with value > 0 of each segment, in rank order) for ``seg`` sorted ascending,
+    without sorting every row: an item's partners are mostly weak, and only rows at least as
+    strong as its limit-th strongest can be in its top.
+
+    A segment's limit-th largest value is bounded from below by the limit-th largest of the
+    maxima of its chunks of _CHUNK rows (those are limit distinct rows at least that large);
+    rows below the bound are dropped before the exact sort. Segments with fewer than
+    limit x _CHUNK rows keep every row."""
+    n = len(seg)
+    if limit <= 0:
+        return np.zeros(0, dtype=np.int64)
+    positive = np.where(value > 0, value, 0.0)
+    counts = np.bincount(seg, minlength=n_seg)
+    chunks = np.where(counts >= limit * _CHUNK, -(-counts // _CHUNK), 0)  # pruned segments only
+    threshold = np.zeros(n_seg)
+    if n and chunks.any():
+        starts = np.cumsum(counts) - counts
+        first_chunk = np.cumsum(chunks) - chunks
+        c_seg = np.repeat(np.arange(n_seg), chunks)
+        at = starts[c_seg] + (np.arange(len(c_seg)) - first_chunk[c_seg]) * _CHUNK
+        # a reduceat range runs to the next boundary: end the pruned segments' last chunks too
+        ends = (starts + counts)[chunks > 0]
+        bounds = np.unique(np.concatenate([at, ends[ends < n]]))
+        c_max = np.maximum.reduceat(positive, bounds)[np.searchsorted(bounds, at)]
+        order = np.lexsort((-c_max, c_seg))
+        pruned = np.flatnonzero(chunks)
+        threshold[pruned] = c_max[order[first_chunk[pruned] + limit - 1]]
+    keep = np.flatnonzero(positive >= np.maximum(threshold[seg], np.finfo(float).tiny))
+    ranked = keep[_ranked(seg[keep], value[keep], ids[keep], n_seg=n_seg, n_ids=n_ids)]
+    return _first_per_segment(seg, ranked, limit, n_seg)
 
 
 @dataclass
@@ -249,13 +288,12 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
         return out
 
     # strongest partners by each evidence (partners with evidence in the window only)
-    def by_value(value: np.ndarray) -> np.ndarray:  # partners with evidence, ranked per item
-        return _ranked(seg, value, rank_of[other], n_seg=n, n_ids=int(span))
+    ids = rank_of[other]
 
-    def strongest(value: np.ndarray) -> np.ndarray:
-        return _first_per_segment(seg, by_value(value), params.partners, n)
+    def strongest(value: np.ndarray, limit: int = params.partners) -> np.ndarray:
+        return _top(seg, value, ids, limit, n_seg=n, n_ids=int(span))  # in (item, rank) order
 
-    by_forward = strongest(fwd[1])  # in (item, rank) order
+    by_forward = strongest(fwd[1])
     picked = np.union1d(strongest(near), by_forward)
     near_max = _segment_max(near, seg, n)
     # embedding neighbours of the query items that have a vector
@@ -350,7 +388,8 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     for code, value in ((2, knn), (3, rules)):
         # when the rules window is the forward window, its list heads the forward partners
         reuse = code == 3 and params.partners >= params.ref_k and params.rules_from_forward
-        top = _first_per_segment(seg, by_forward if reuse else by_value(value), params.ref_k, n)
+        top = (_first_per_segment(seg, by_forward, params.ref_k, n) if reuse
+               else strongest(value, params.ref_k))
         parts.append(_emit(code, batch.keys, seg[top], other[top],
                            value[top].astype(np.float32), np.full(len(top), np.nan),
                            near[top].astype(np.int64)))

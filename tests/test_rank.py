@@ -216,3 +216,23 @@ def test_packed_ranking_order_is_lexsorts():
         want = ok[np.lexsort((ids[ok], -value[ok], seg[ok]))]
         assert np.array_equal(rank._ranked(seg, value, ids, n_seg=40, n_ids=5000), want)
         assert np.array_equal(rank._ranked(seg, value, ids, n_seg=40, n_ids=1 << 62), want)
+
+
+def test_top_rows_per_item_without_sorting_every_row_are_the_sorted_ones():
+    """rank._top drops rows below a lower bound of each item's limit-th value before sorting:
+    the result must be exactly the first ``limit`` rows of rank._ranked's order, for items
+    small and large (pruned), heavy ties on the boundary and rows without evidence."""
+    rng = np.random.default_rng(5)
+    sizes = np.r_[rng.integers(0, 30, 30), rng.integers(150, 3000, 10), 0, 400]
+    seg = np.repeat(np.arange(len(sizes)), sizes)
+    n = len(seg)
+    ids = np.concatenate([rng.permutation(4000)[:size] for size in sizes])
+    for value in (rng.integers(0, 4, n).astype(float),  # mostly tied counts, zeros
+                  rng.pareto(1.0, n) * (rng.random(n) < 0.7),
+                  np.where(np.arange(n) % 97 == 0, 5.0, 1.0)):
+        for limit in (1, 5, 20, 50):
+            want = rank._first_per_segment(
+                seg, rank._ranked(seg, value, ids, n_seg=len(sizes), n_ids=4000), limit,
+                len(sizes))
+            got = rank._top(seg, value, ids, limit, n_seg=len(sizes), n_ids=4000)
+            assert np.array_equal(got, want), limit
