@@ -8,6 +8,7 @@ from item2vec import cooccurrence as co
 from item2vec import rank
 from item2vec.rank import Lookups, Params, Weights
 from item2vec.similar import Searcher
+from item2vec.sparkenv import scoped_conf
 
 # Catalogue keys (by frequency in a real run; any order works here) and item vectors.
 KEYS = {"a": 0, "b": 1, "c": 2, "d": 3, "x": 4}
@@ -236,3 +237,13 @@ def test_top_rows_per_item_without_sorting_every_row_are_the_sorted_ones():
                 len(sizes))
             got = rank._top(seg, value, ids, limit, n_seg=len(sizes), n_ids=4000)
             assert np.array_equal(got, want), limit
+
+
+def test_partner_columns_stay_aligned_when_the_grouping_sorts_instead_of_hashing(spark):
+    """Partners travel as parallel lists, one per column, collected by one aggregation. Spark
+    switches that aggregation from hashing to sorting once it holds more groups than a
+    threshold (as on large logs); the lists must come out the same either way."""
+    want = run(spark, SESSIONS, weights=Weights(1.0, 1.0, 0.5), references=True)
+    with scoped_conf(spark, {"spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1"}):
+        got = run(spark, SESSIONS, weights=Weights(1.0, 1.0, 0.5), references=True)
+    assert got == want and len(want) > 4
