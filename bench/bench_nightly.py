@@ -20,7 +20,10 @@ For each log size (30 days of synthetic events, ~100k items, dim 64; bench/datag
 
 Reported per run: wall time of the spark-submit process (JVM start included), the job's own
 time (sum of the top-level stage timings in manifest.json, and finished_at - started_at),
-peak RSS of the process tree (bench/jobrun.py) and the seconds of every stage. Results:
+peak RSS of the process tree (bench/jobrun.py) and the seconds of every stage; per variant, its
+ratio to (c) by the whole job and counting only the stages evaluation changes (OWN_STAGES: the
+others do the same work in every variant, and on a shared machine their noise can exceed the
+evaluation's whole cost). Results:
 bench/results/nightly<tag>.json and the logs bench/results/nightly<tag>_*.log.
 """
 
@@ -104,6 +107,12 @@ def size_runs(events: int, *, items: int, reps: int, driver_memory: str, tag: st
             "night1": night1, "runs": runs, "summary": summary(runs)}
 
 
+# The stages evaluation changes (it ranks and writes the lists kept for the next night, and
+# scores); the others do identical work in every variant, so "ratio_own_stages" leaves their
+# run-to-run noise out: (c_off's job + these stages' differences) / c_off's job.
+OWN_STAGES = ("similar", "write", "evaluate")
+
+
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians per variant, and each variant's ratio to c_off within its repetition."""
     ok = [r for r in runs if r.get("rc") in (0, 3) and "job_s" in r]
@@ -131,6 +140,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "ratio_wall": _round(ratios("wall_s")),
             "ratio_job_stages": _round(ratios("job_s.stages")),
             "ratio_job_manifest_wall": _round(ratios("job_s.manifest_wall")),
+            "ratio_own_stages": _round([_own_ratio(r, off[r["rep"]]) for r in mine
+                                        if r["rep"] in off]),
             # Within each run (immune to load drift between runs): the evaluate stage over
             # the rest of the job. The write stage's two extra datasets are not in it.
             "evaluate_share": _round([r["timings_s"].get("evaluate", 0.0)
@@ -144,6 +155,13 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "warnings": {w: sum(r["warnings"][w] for r in mine) for w in jobrun.BLOB_WARNINGS},
         }
     return out
+
+
+def _own_ratio(run: dict[str, Any], off: dict[str, Any]) -> float:
+    base = off["job_s"]["stages"]
+    extra = sum(run["timings_s"].get(st, 0.0) - off["timings_s"].get(st, 0.0)
+                for st in OWN_STAGES)
+    return (base + extra) / base
 
 
 def _get(run: dict[str, Any], key: str) -> float:
@@ -177,7 +195,8 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| **{title}** | " + " | ".join(fmt.format(s[n][key]) for n in names)
                      + " |")
     for title, key in (("ratio to c (job stages)", "ratio_job_stages"),
-                       ("ratio to c (spark-submit wall)", "ratio_wall")):
+                       ("ratio to c (spark-submit wall)", "ratio_wall"),
+                       ("ratio to c, only the stages evaluation changes", "ratio_own_stages")):
         lines.append(f"| **{title}** | " + " | ".join(
             f"{s[n][key]['median']:.2f}" if s[n][key]["median"] is not None else "-"
             for n in names) + " |")
