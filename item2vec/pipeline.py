@@ -397,10 +397,10 @@ def previous_lists(spark: SparkSession, previous: PublishedRun, *, k: int) -> ev
     published = read("similar_items").select(
         F.lit("published").alias(evaluate_mod.MODEL), ITEM, rank.RANK,
         F.col(rank.SIMILAR_ITEM).alias(co.REC))
-    refs = read(REFERENCE_LISTS).where(F.col(co.RANK) <= k).select(
-        evaluate_mod.MODEL, ITEM, co.RANK, co.REC)
+    refs = read(REFERENCE_LISTS).select(evaluate_mod.MODEL, ITEM, co.RANK, co.REC)
+    entries = published.unionByName(refs).where(F.col(co.RANK) <= k)  # as lists_for_scoring
     counts = counts.select(ITEM, FREQUENCY)
-    return evaluate_mod.Lists(evaluate_mod.lists_from_entries(published.unionByName(refs)),
+    return evaluate_mod.Lists(evaluate_mod.lists_from_entries(entries),
                               co.popularity(counts, k=k), counts, items or counts.count())
 
 

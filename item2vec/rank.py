@@ -510,7 +510,8 @@ def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | No
         feats = feats.join(only, ITEM)
         items = items.join(only, ITEM)
     # Each partner travels as parallel lists (one per column, collected by one aggregation,
-    # so in the same order): half the time of a list of structs, in Spark and through Arrow.
+    # so in the same order): the grouping takes half the time of a list of structs, grouping
+    # and Arrow transfer together about a fifth less.
     kinds = {OTHER: "int"} | dict.fromkeys(ship, "float")
     nulls = [F.lit(None).cast(kind).alias(name) for name, kind in kinds.items()]
     none_n = F.lit(None).cast("int")
