@@ -157,18 +157,18 @@ def child_model(a: argparse.Namespace) -> dict[str, Any]:
     lookups = spark.sparkContext.broadcast(rank.Lookups(
         keys, keys, keys, (v - np.arange(v)).astype(np.int64)))
     res["search_setup_s"] = round(time.perf_counter() - t0, 1)
-    # No co-occurrence evidence (no rows, the job's columns): the search alone.
-    evidence = spark.range(0).select(
-        F.col("id").cast("int").alias(ITEM), F.col("id").cast("int").alias(co.OTHER),
-        *[F.lit(0.0).cast("float").alias(f) for f in co.FEATURES])
+    # No co-occurrence evidence (no sessions; the query items listed anyway): the search alone.
     step = max(1, v // a.queries)
     queries = spark.range(0, v, step).select(F.col("id").cast("int").alias(ITEM))
+    evidence = co.evidence(spark.createDataFrame([], "keys array<int>"), queries,
+                           windows=co.Windows(1, 1, 1, 1), span=v,
+                           buckets=spark.sparkContext.defaultParallelism)
     params = rank.Params(k=s.k, candidates=s.candidates, partners=s.partners,
                          weights=rank.Weights(*s.weights, decay=s.forward_decay), mode=s.mode,
                          references=e.enabled, ref_k=max(e.ks), cooc_alpha=e.cooc_alpha,
                          cooc_lambda=e.cooc_lambda)  # as pipeline.model_step builds them
     t0 = time.perf_counter()
-    rank.rank_items(evidence, queries, searcher=searcher, lookups=lookups,
+    rank.rank_items(evidence, searcher=searcher, lookups=lookups,
                     params=params).write.parquet(str(out / "ranked"))
     res["rank_s"] = round(time.perf_counter() - t0, 1)
     ranked = rank.flat_lists(spark.read.parquet(str(out / "ranked")))

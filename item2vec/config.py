@@ -91,7 +91,7 @@ class SimilarConfig:
     forward_decay: int = _rule(1, 2)
     tune_weights: bool = _rule()
     validation_fraction: float = _rule(0, 0.5, lo_open=True)
-    max_validation_pairs: int = _rule(100)
+    max_validation_pairs: int = _rule(100, 10_000_000)
     min_tuning_pairs: int = _rule(1)
     block_bytes: int = _rule(1 << 20)
     partitions: int = _rule(0)

@@ -8,18 +8,19 @@ same evidence, and the evaluation scores these lists as the baselines to beat.
 
 Evidence is counted once per run, for every pair of distinct items at most a few positions
 apart in a session, as the handful of sums the ranking and the baselines read (symmetric
-co-occurrences within a window, forward transitions weighted 1/d or 1/d^2). Pairs are generated
-with array functions per session, forward only, and aggregated with one shuffle; both sides of
-a pair are derived from that aggregate (``oriented``).
+co-occurrences within a window, forward transitions weighted 1/d or 1/d^2). It is counted in
+numpy inside Spark tasks and kept as chunks of items with their partners (``evidence``), the
+form the ranking tasks read directly.
 """
 
 from __future__ import annotations
 
-import functools
-import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -28,8 +29,7 @@ from item2vec.sessions import ITEMS
 from item2vec.vocabulary import FREQUENCY
 
 OTHER = "other_id"
-# What the ranking reads of a pair's evidence (see pair_evidence); "near" and "near_c" count
-# both orders of the pair once oriented.
+# The sums kept per (item, partner) (see evidence); "near" and "near_c" count both orders.
 FEATURES = ("near", "fwd1", "fwd2", "near_c", "rules")
 SYMMETRIC = ("near", "near_c")
 RANK, REC, SCORE = "rank", "rec_item", "score"
@@ -57,63 +57,265 @@ class Windows:
         return max(self.near, self.forward, self.cooc, self.rules)
 
 
-def pair_evidence(sessions: DataFrame, *, windows: Windows, fit: Sequence[str] = (),
-                  items: str = ITEMS, features: Sequence[str] = FEATURES) -> DataFrame:
-    """(item_id, other_id, *features, *fit_features) per ordered pair: other_id came d
-    positions after item_id in a session, d <= windows.longest, summed over sessions as
+# -- evidence as bucketed numpy blobs ---------------------------------------------------------
+# Each row of the evidence DataFrame is one chunk of one bucket of items (item key % buckets):
+# an Arrow IPC stream of one record batch, a row per item (ITEM int) with its partners as
+# parallel lists (OTHER int, then one float list per feature, fit features as <name>_fit),
+# items and partners in key order. The ranking tasks read the chunks as they are: no partner
+# row is converted between the JVM's rows and Arrow on the way.
+EVIDENCE_SCHEMA = "bucket int, items int, pairs bigint, data binary"
+_CODES_SCHEMA = "bucket int, data binary"
+# Partner rows per evidence chunk (the unit a ranking task works on) and occurrence records per
+# bucket (what one aggregation task holds at once, 8 bytes each); a map task ships the records
+# it holds once they reach _FLUSH_BYTES.
+CHUNK_ROWS = 500_000
+BUCKET_RECORDS = 4_000_000
+_FLUSH_BYTES = 64 << 20
 
-    - ``near``: occurrences with d <= windows.near; ``near_c``: with d <= windows.cooc
-      (each order's row counts its own direction; ``oriented`` adds the two),
-    - ``fwd1`` / ``fwd2``: sum of 1/d and 1/d^2 over d <= windows.forward,
-    - ``rules``: sum of 1/d over d <= windows.rules.
 
-    Only forward pairs are emitted and aggregated (one row per pair occurrence, one shuffle):
-    half the rows of counting both orders, which ``oriented`` derives from the aggregate.
-    ``items`` names the sessions' array column (ids or catalogue keys). ``features`` (a subset
-    of FEATURES): the sums to count, when not all are read. ``fit`` (a subset of ``features``):
-    those also summed over the sessions whose ``_fit`` is true (as ``<feature>_fit``), in the
-    same aggregation.
+@dataclass(frozen=True)
+class Layout:
+    """How pair occurrences are coded: ``span`` bounds the catalogue keys, ``window`` the
+    distance; a record is ((item x span + other) << bits) | slot, slot = (direction x 2 + fit)
+    x window + distance - 1 (direction 0: other came after item, 1: before)."""
+
+    span: int
+    window: int
+    buckets: int
+
+    @property
+    def bits(self) -> int:
+        return (4 * self.window - 1).bit_length()
+
+    def check(self) -> None:
+        if (self.span * self.span) << self.bits >= 1 << 63:
+            raise ValueError(f"{self.span:,} catalogue keys with window {self.window} do not fit "
+                             "a 64-bit pair code")
+
+    def weights(self, name: str, windows: Windows) -> np.ndarray:
+        """Per slot, what one occurrence adds to feature ``name`` (``<feature>_fit``: over the
+        fit sessions only)."""
+        base, fit_only = (name[:-len(FIT)], True) if name.endswith(FIT) else (name, False)
+        slot = np.arange(4 * self.window)
+        d = (slot % self.window + 1).astype(np.float64)
+        forward = slot < 2 * self.window
+        fit = (slot // self.window) % 2 == 1
+        limit = {"near": windows.near, "near_c": windows.cooc, "fwd1": windows.forward,
+                 "fwd2": windows.forward, "rules": windows.rules}[base]
+        value = {"near": np.ones_like(d), "near_c": np.ones_like(d), "fwd1": 1 / d,
+                 "fwd2": 1 / (d * d), "rules": 1 / d}[base]
+        use = (d <= limit) & (forward | (base in SYMMETRIC)) & (fit | (not fit_only))
+        return np.where(use, value, 0.0)
+
+
+def buckets_for(tokens: int, window: int, *, partitions: int) -> int:
+    """Buckets so that one holds about BUCKET_RECORDS occurrence records (each token makes at
+    most 2 x window), and at least one per partition."""
+    return max(partitions, -(-2 * window * tokens // BUCKET_RECORDS), 1)
+
+
+def occurrence_codes(keys: np.ndarray, offsets: np.ndarray, fit: np.ndarray,
+                     layout: Layout) -> np.ndarray:
+    """Both records of every pair occurrence (distinct items at most layout.window positions
+    apart) of the sessions whose keys are keys[offsets[s]:offsets[s + 1]]: one for each item of
+    the pair, see Layout."""
+    w, span = layout.window, np.int64(layout.span)
+    keys = keys[offsets[0]:offsets[-1]].astype(np.int64)
+    offsets = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    session = np.repeat(np.arange(len(lengths)), lengths)
+    left = (offsets[1:] - 1)[session] - np.arange(len(keys))  # tokens after, in its session
+    parts = []
+    for d in range(1, w + 1):
+        at = np.flatnonzero(left >= d)
+        a, b = keys[at], keys[at + d]
+        ok = a != b
+        at, a, b = at[ok], a[ok], b[ok]
+        f = fit[session[at]].astype(np.int64)
+        parts.append(((a * span + b) << layout.bits) | (f * w + d - 1))
+        parts.append(((b * span + a) << layout.bits) | ((2 + f) * w + d - 1))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _by_bucket(codes: np.ndarray, layout: Layout) -> Iterator[tuple[int, np.ndarray]]:
+    bucket = ((codes >> layout.bits) // layout.span) % layout.buckets
+    order = np.argsort(bucket, kind="stable")
+    counts = np.bincount(bucket, minlength=layout.buckets)
+    ends = np.cumsum(counts)
+    for b in np.flatnonzero(counts):
+        yield int(b), codes[order[ends[b] - counts[b]:ends[b]]]
+
+
+def _codes_task(layout: Layout, items: str, with_fit: bool
+                ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """Sessions (items, [_fit]) -> (bucket, codes as bytes) rows, a few MB each."""
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        held: dict[int, list[np.ndarray]] = {}
+        size = 0
+
+        def ship() -> Iterator[pa.RecordBatch]:
+            for b in sorted(held):
+                data = np.concatenate(held[b]).tobytes()
+                yield pa.RecordBatch.from_arrays([pa.array([b], pa.int32()),
+                                                  pa.array([data], pa.binary())],
+                                                 names=["bucket", "data"])
+            held.clear()
+
+        for batch in batches:
+            lists = batch.column(items)
+            offsets = lists.offsets.to_numpy().astype(np.int64)
+            keys = lists.values.to_numpy(zero_copy_only=False)
+            fit = (batch.column(FIT).to_numpy(zero_copy_only=False).astype(bool) if with_fit
+                   else np.zeros(len(offsets) - 1, dtype=bool))
+            for b, codes in _by_bucket(occurrence_codes(keys, offsets, fit, layout), layout):
+                held.setdefault(b, []).append(codes)
+                size += codes.nbytes
+            if size >= _FLUSH_BYTES:
+                yield from ship()
+                size = 0
+        yield from ship()
+    return task
+
+
+def _presence_task(layout: Layout) -> Callable[[Iterator[pa.RecordBatch]],
+                                                Iterator[pa.RecordBatch]]:
+    """Item keys -> records of the pair (item, item), which only says "list this item"."""
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            keys = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+            codes = (keys * np.int64(layout.span) + keys) << layout.bits
+            for b, part in _by_bucket(codes, layout):
+                yield pa.RecordBatch.from_arrays([pa.array([b], pa.int32()),
+                                                  pa.array([part.tobytes()], pa.binary())],
+                                                 names=["bucket", "data"])
+    return task
+
+
+def aggregate(codes: np.ndarray, layout: Layout, windows: Windows, names: Sequence[str], *,
+              chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, int, bytes]]:
+    """One bucket's records -> its evidence chunks as (items, forward pairs, Arrow IPC bytes):
+    per item its partners in key order and the sums ``names`` over their records."""
+    codes = np.sort(codes)
+    pair = codes >> layout.bits
+    slot = codes & ((1 << layout.bits) - 1)
+    span = np.int64(layout.span)
+    item_of, other_of = pair // span, pair % span
+    present = np.unique(item_of[item_of == other_of])
+    real = item_of != other_of
+    pair, slot = pair[real], slot[real]
+    new = np.r_[True, pair[1:] != pair[:-1]] if len(pair) else np.zeros(0, bool)
+    group = np.cumsum(new) - 1
+    first = np.flatnonzero(new)
+    item, other = pair[first] // span, pair[first] % span
+    sums = {name: np.bincount(group, weights=layout.weights(name, windows)[slot],
+                              minlength=len(first)).astype(np.float32) for name in names}
+    forward = np.bincount(group, weights=slot < 2 * layout.window, minlength=len(first)) > 0
+    keys = np.union1d(item, present)
+    per_key = np.bincount(np.searchsorted(keys, item), minlength=len(keys))
+    ends = np.cumsum(per_key)
+    start_key = 0
+    while start_key < len(keys):  # chunks of whole items, about chunk_rows rows each
+        row0 = ends[start_key - 1] if start_key else 0
+        stop = int(np.searchsorted(ends, row0 + chunk_rows, side="right"))
+        stop = max(stop, start_key + 1)
+        row1 = ends[stop - 1]
+        offsets = pa.array(np.r_[0, ends[start_key:stop] - row0].astype(np.int32))
+        cols = [pa.array(keys[start_key:stop].astype(np.int32)),
+                pa.ListArray.from_arrays(offsets, pa.array(other[row0:row1].astype(np.int32)))]
+        cols += [pa.ListArray.from_arrays(offsets, pa.array(sums[name][row0:row1]))
+                 for name in names]
+        chunk = pa.RecordBatch.from_arrays(cols, names=[ITEM, OTHER, *names])
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, chunk.schema) as writer:
+            writer.write_batch(chunk)
+        yield stop - start_key, int(forward[row0:row1].sum()), sink.getvalue().to_pybytes()
+        start_key = stop
+
+
+def read_chunk(data: Any) -> pa.RecordBatch:
+    """One evidence chunk (the ``data`` of an evidence row, bytes or an Arrow scalar) back as
+    its record batch (zero copy)."""
+    buf = data.as_buffer() if hasattr(data, "as_buffer") else pa.py_buffer(data)
+    return pa.ipc.open_stream(buf).read_next_batch()
+
+
+def evidence(sessions: DataFrame, items: DataFrame, *, windows: Windows, span: int,
+             buckets: int, features: Sequence[str] = FEATURES, fit: Sequence[str] = (),
+             column: str = "keys", chunk_rows: int = CHUNK_ROWS) -> DataFrame:
+    """Co-occurrence evidence of every item with its partners, as EVIDENCE_SCHEMA rows.
+
+    Per item i and partner j (distinct items at most windows.longest positions apart in a
+    session, keys < ``span``): ``near`` = occurrences with d <= windows.near (either order),
+    ``near_c`` = the same within windows.cooc, ``fwd1`` / ``fwd2`` = sum of 1/d and 1/d^2 over
+    the occurrences of j d <= windows.forward positions after i, ``rules`` = sum of 1/d over
+    d <= windows.rules; ``features`` names those counted, ``fit`` those also summed over the
+    sessions whose ``_fit`` is true (as ``<name>_fit``). ``items`` (item_id keys) get a row
+    even without partners. ``column`` names the sessions' key arrays; ``buckets`` (see
+    buckets_for) and ``chunk_rows`` size the pieces.
+
+    The pairs are counted in numpy: each task codes its sessions' pair occurrences as int64
+    records (Layout) and ships them per bucket of items as a few large binary rows; one
+    shuffle brings each bucket's records together, and its task sorts and sums them into
+    chunks. Spark moves megabyte blobs, not 45M rows (the row-by-row aggregation of a 10M-event
+    log's pair occurrences and the two conversions of 32M partner rows into Arrow for the
+    ranking took most of the similar stage). The sums do not depend on the order the records
+    arrive in.
     """
-    n, w = F.size(items), windows.longest
-    # One row per (position, distance): a generator and array lookups that Spark compiles,
-    # where higher-order functions over arrays of structs would be interpreted row by row.
-    slot = F.explode(F.sequence(F.lit(0), n * w - 1)).alias("_slot")
-    pos = (F.col("_slot") / w).cast("int") + 1  # 1-based, as element_at wants
-    gap = F.col("_slot") % w + 1
-    rows = (sessions.where(n >= 2)
-            .select(items, *([FIT] if fit else []), slot)
-            .where(pos + gap <= n)
-            .select(F.element_at(items, pos).alias(ITEM),
-                    F.element_at(items, pos + gap).alias(OTHER),
-                    gap.cast("double").alias("d"), *([FIT] if fit else []))
-            .where(F.col(ITEM) != F.col(OTHER)))
-    d = F.col("d")
-    weights = {"near": F.when(d <= windows.near, 1.0),
-               "fwd1": F.when(d <= windows.forward, 1 / d),
-               "fwd2": F.when(d <= windows.forward, 1 / (d * d)),
-               "near_c": F.when(d <= windows.cooc, 1.0),
-               "rules": F.when(d <= windows.rules, 1 / d)}
-    features = [f for f in FEATURES if f in features]
-    aggs = [F.coalesce(F.sum(weights[f]), F.lit(0.0)).alias(f) for f in features]
-    aggs += [F.coalesce(F.sum(F.when(F.col(FIT), weights[f])), F.lit(0.0)).alias(f + FIT)
-             for f in features if f in fit]
-    return rows.groupBy(ITEM, OTHER).agg(*aggs)
+    layout = Layout(span=max(span, 1), window=windows.longest, buckets=buckets)
+    layout.check()
+    names = [f for f in FEATURES if f in features] + [f + FIT for f in FEATURES if f in fit]
+    with_fit = bool(fit)
+    sessions = sessions.select(column, *([FIT] if with_fit else []))
+    codes = sessions.mapInArrow(_codes_task(layout, column, with_fit), _CODES_SCHEMA)
+    codes = codes.unionByName(items.select(F.col(ITEM).cast("long"))
+                              .mapInArrow(_presence_task(layout), _CODES_SCHEMA))
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        current, held = None, []
+
+        def flush() -> Iterator[pa.RecordBatch]:
+            if held:
+                codes = np.concatenate([np.frombuffer(x, dtype=np.int64) for x in held])
+                for n_items, pairs, data in aggregate(codes, layout, windows, names,
+                                                      chunk_rows=chunk_rows):
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array([current], pa.int32()), pa.array([n_items], pa.int32()),
+                         pa.array([pairs], pa.int64()), pa.array([data], pa.binary())],
+                        names=["bucket", "items", "pairs", "data"])
+
+        for batch in batches:
+            bucket = batch.column("bucket").to_numpy()
+            data = batch.column("data")
+            for i in range(batch.num_rows):
+                if bucket[i] != current:
+                    yield from flush()
+                    current, held = int(bucket[i]), []
+                held.append(data[i].as_buffer())
+        yield from flush()
+
+    # as many partitions as buckets: hashing leaves some with two buckets and some with none,
+    # so fewer partitions would spread the work unevenly over the cores
+    return (codes.repartition(buckets, "bucket").sortWithinPartitions("bucket")
+            .mapInArrow(task, EVIDENCE_SCHEMA))
 
 
-def oriented(evidence: DataFrame, *, fit: bool = False,
-             features: Sequence[str] = FEATURES) -> DataFrame:
-    """(item_id, other_id, *features) from both sides of each pair_evidence row: as is for
-    item_id, and for other_id the symmetric counts only (``near``, ``near_c``; its forward
-    evidence towards item_id is the reverse row's). A pair thus has up to two rows per item,
-    whose features add up (rank.rank_batch does). With ``fit``, the fit part's sums."""
-    features = [f for f in FEATURES if f in features]
-    cols = [F.col(f + FIT if fit else f).alias(f) for f in features]
-    back = [F.col(f + FIT if fit else f).alias(f) if f in SYMMETRIC else F.lit(0.0).alias(f)
-            for f in features]
-    forward = evidence.select(ITEM, OTHER, *cols)
-    backward = evidence.select(F.col(OTHER).alias(ITEM), F.col(ITEM).alias(OTHER), *back)
-    either = [F.col(f) > 0 for f in features if f in SYMMETRIC]
-    return forward.unionByName(backward.where(functools.reduce(operator.or_, either)))
+def partner_rows(evidence: DataFrame) -> DataFrame:
+    """The evidence as one row per (item_id, other_id) with its sums: for reading and tests."""
+    sample = evidence.first()
+    names = [] if sample is None else read_chunk(sample["data"]).schema.names[2:]
+    schema = f"{ITEM} int, {OTHER} int" + "".join(f", {n} double" for n in names)
+
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for data in batch.column("data"):
+                chunk = read_chunk(data)
+                sizes = np.diff(chunk.column(OTHER).offsets.to_numpy())
+                cols = [pa.array(np.repeat(chunk.column(ITEM).to_numpy(), sizes)),
+                        chunk.column(OTHER).flatten()]
+                cols += [pa.array(chunk.column(n).flatten().to_numpy().astype(np.float64))
+                         for n in names]
+                yield pa.RecordBatch.from_arrays(cols, names=[ITEM, OTHER, *names])
+
+    return evidence.select("data").mapInArrow(task, schema)
 
 
 def popularity(counts: DataFrame, *, k: int) -> DataFrame:

@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import item2vec
-from item2vec import ann, rank, sparkenv, train
+from item2vec import ann, rank, train
 from item2vec import cooccurrence as co
 from item2vec import corpus as corpus_mod
 from item2vec import evaluate as evaluate_mod
@@ -210,30 +210,31 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
         fit = {*rank.shipped(dataclasses.replace(params, references=False), grid=False),
                *(f"fwd{d}" for d in (rank.GRID_DECAY if tuned else ()))}
         features = fit | set(rank.shipped(params, grid=False))
-        clock = time.perf_counter()
-        with sparkenv.scoped_conf(spark, sparkenv.NO_PARTIAL_AGGREGATION):  # planned here
-            evidence = co.pair_evidence(keyed, windows=windows, fit=tuple(fit),
-                                        features=tuple(features),
-                                        items=corpus_mod.KEYS).persist(
-                StorageLevel.MEMORY_AND_DISK)
-        pairs = evidence.count()
-        took = {"evidence": time.perf_counter() - clock}
         gone = sorted(set(range(size)) - set(model.keys.tolist()))  # few, if any
         ranked_items = vocab.where(~F.col(INDEX).isin(gone)).select(F.col(INDEX).alias(ITEM))
         only = None if queries is None else (  # keys of the query items
-            catalogue.join(queries, ITEM).select(F.col(INDEX).alias(ITEM)))
-        lookups = spark.sparkContext.broadcast(_lookups(catalogue, model, items))
+            catalogue.join(queries, ITEM).select(INDEX).toArrow().column(0).to_numpy())
+        look = _lookups(catalogue, model, items)
+        lookups = spark.sparkContext.broadcast(look)
+        clock = time.perf_counter()
+        parts = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
+        evidence = co.evidence(
+            keyed, ranked_items, windows=windows, span=items, features=tuple(features),
+            fit=tuple(fit), column=corpus_mod.KEYS,
+            buckets=co.buckets_for(int(look.frequency.sum()), windows.longest, partitions=parts),
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        pairs = evidence.agg(F.sum("pairs")).first()[0] or 0
+        took = {"evidence": time.perf_counter() - clock}
         searcher = similar_mod.Searcher(spark, model.matrix, k=s.candidates,
                                         block_bytes=s.block_bytes, search=s.search,
                                         params=ann.params_for(s.search, s))
         clock = time.perf_counter()
-        weights, validation = validate(keyed, evidence, ranked_items, searcher, lookups,
-                                       params, cfg)
+        weights, validation = validate(keyed, evidence, searcher, lookups, params, cfg)
         took["validation"] = time.perf_counter() - clock
         params = dataclasses.replace(params, weights=weights)
         clock = time.perf_counter()
-        ranked = wrap("similar", rank.rank_items(evidence, ranked_items, searcher=searcher,
-                                                 lookups=lookups, params=params, only=only)
+        ranked = wrap("similar", rank.rank_items(evidence, searcher=searcher, lookups=lookups,
+                                                 params=params, only=only)
                       ).persist(StorageLevel.MEMORY_AND_DISK)
         ranked.count()  # once: the published and the reference lists are both read from it
         took["ranking"] = time.perf_counter() - clock
@@ -287,9 +288,8 @@ def lists_for_scoring(lists_by_index: DataFrame, counts: DataFrame, *, k: int, i
                               release=release, keys=counts.select(ITEM, INDEX))
 
 
-def validate(keyed: DataFrame, evidence: DataFrame, items: DataFrame,
-             searcher: similar_mod.Searcher, lookups: Any, params: rank.Params,
-             cfg: Config) -> tuple[rank.Weights, dict[str, Any]]:
+def validate(keyed: DataFrame, evidence: DataFrame, searcher: similar_mod.Searcher,
+             lookups: Any, params: rank.Params, cfg: Config) -> tuple[rank.Weights, dict[str, Any]]:
     """Score the ranking on the validation slice: next items of the latest sessions, ranked
     from the evidence of the earlier ones (the embedding is the run's own, trained on every
     session: cheap, and on three real logs it cost at most 0.0005 HR@20 against one trained
@@ -300,33 +300,31 @@ def validate(keyed: DataFrame, evidence: DataFrame, items: DataFrame,
     later = keyed.where(~F.col(co.FIT))
     pairs, _ = evaluate_mod.sample_pairs(evaluate_mod.session_pairs(later, items=corpus_mod.KEYS),
                                          max_pairs=s.max_validation_pairs, seed=cfg.train.seed)
-    pairs = pairs.persist()
-    try:
-        n = pairs.count()
-        if n < MIN_VALIDATION_PAIRS:
-            return params.weights, {"tuned": False, "pairs": n,
-                                    "reason": f"fewer than {MIN_VALIDATION_PAIRS} pairs"}
-        queries = pairs.select(F.col(evaluate_mod.PREV).alias(ITEM)).distinct()
-        ks = tuple(sorted({min(10, s.k), s.k}))
-        tune = s.tune_weights and s.mode != "embedding" and n >= s.min_tuning_pairs
-        grid = (rank.weight_grid(params.weights, mode=s.mode) if tune
-                else [rank.mode_weights(s.mode, params.weights)])
-        sums = rank.rank_items(evidence, items, searcher=searcher, lookups=lookups, pairs=pairs,
-                               fit=True, only=queries,
-                               params=dataclasses.replace(params, grid=tuple(grid), grid_ks=ks))
-        results = rank.grid_metrics(sums, grid, ks=ks)
-        objective = f"ndcg@{s.k}"
-        best = max(range(len(grid)), key=lambda i: (results[i][objective], -i))
-        block = {"tuned": tune, "pairs": n, "objective": objective,
-                 **{key: round(v, 6) for key, v in results[best].items() if key != "pairs"}}
-        if tune:
-            block["configured"] = {key: round(v, 6) for key, v in results[0].items()
-                                   if key != "pairs"}
-        elif s.tune_weights and s.mode != "embedding":
-            block["reason"] = f"fewer than similar.min_tuning_pairs={s.min_tuning_pairs} pairs"
-        return (grid[best] if tune else params.weights), block
-    finally:
-        pairs.unpersist()
+    # a sample of at most about max_validation_pairs: on the driver, then broadcast
+    table = pairs.toArrow()
+    n = table.num_rows
+    if n < MIN_VALIDATION_PAIRS:
+        return params.weights, {"tuned": False, "pairs": n,
+                                "reason": f"fewer than {MIN_VALIDATION_PAIRS} pairs"}
+    prev, nxt = (table.column(c).to_numpy() for c in (evaluate_mod.PREV, evaluate_mod.NEXT))
+    ks = tuple(sorted({min(10, s.k), s.k}))
+    tune = s.tune_weights and s.mode != "embedding" and n >= s.min_tuning_pairs
+    grid = (rank.weight_grid(params.weights, mode=s.mode) if tune
+            else [rank.mode_weights(s.mode, params.weights)])
+    sums = rank.rank_items(evidence, searcher=searcher, lookups=lookups, pairs=(prev, nxt),
+                           fit=True,
+                           params=dataclasses.replace(params, grid=tuple(grid), grid_ks=ks))
+    results = rank.grid_metrics(sums, grid, ks=ks, pairs=n)
+    objective = f"ndcg@{s.k}"
+    best = max(range(len(grid)), key=lambda i: (results[i][objective], -i))
+    block = {"tuned": tune, "pairs": n, "objective": objective,
+             **{key: round(v, 6) for key, v in results[best].items() if key != "pairs"}}
+    if tune:
+        block["configured"] = {key: round(v, 6) for key, v in results[0].items()
+                               if key != "pairs"}
+    elif s.tune_weights and s.mode != "embedding":
+        block["reason"] = f"fewer than similar.min_tuning_pairs={s.min_tuning_pairs} pairs"
+    return (grid[best] if tune else params.weights), block
 
 
 def evaluate_step(sessions: DataFrame, cfg: Config, method: str | None,

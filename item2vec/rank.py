@@ -22,11 +22,11 @@ Ties go to the higher cosine, then to the smaller item id. The same pass also ra
 reference lists the evaluation compares with: the embedding alone, item co-occurrence kNN and
 sequential rules.
 
-Everything per item runs in one vectorised numpy pass per Arrow batch (``rank_batch``), fed by
-one Spark aggregation of the evidence per item (``rank_items``): items are integer keys of the
-run's catalogue, the vectors and lookup arrays come from broadcasts, and the embedding
-neighbours are searched in the same task (item2vec.similar.Searcher), so no candidate pair is
-joined or shuffled on its way.
+Everything per item runs in one vectorised numpy pass per evidence chunk (``rank_batch``), read
+as the evidence stage stored it (item2vec.cooccurrence.evidence: items with their partners as
+Arrow lists): items are integer keys of the run's catalogue, the vectors and lookup arrays come
+from broadcasts, and the embedding neighbours are searched in the same task
+(item2vec.similar.Searcher), so no candidate pair is joined or shuffled on its way.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ _NO_COSINE = -2.0
 # gives a row per entry.
 LISTS_SCHEMA = (f"{MODEL} tinyint, {ITEM} int, {OTHER} array<int>, {SCORE} array<float>, "
                 f"{COSINE} array<float>, {COOCCURRENCE} array<bigint>")
-NEXTS = "nexts"  # the true next items of a query item's validation pairs
 GRID_SUMS = ("hits", "rr", "gain")  # per cut-off: hits, reciprocal ranks, NDCG gains
 
 
@@ -219,8 +218,8 @@ def _top(seg: np.ndarray, value: np.ndarray, ids: np.ndarray, limit: int, *, n_s
 
 @dataclass
 class Batch:
-    """One Arrow batch of grouped evidence as numpy: query keys and their partners' features
-    (see FEATURES; those not shipped are zeros, ``rules`` then is fwd1)."""
+    """One evidence chunk as numpy: query keys and their partners' features (see FEATURES;
+    those not read are zeros, ``rules`` then is fwd1)."""
 
     keys: np.ndarray  # (B,) int64 catalogue keys of the query items
     seg: np.ndarray  # (P,) position in ``keys`` of each partner row
@@ -234,32 +233,51 @@ class Batch:
     pair_next: np.ndarray | None = None  # ... and the key of the true next item
 
     @classmethod
-    def from_arrow(cls, batch: pa.RecordBatch) -> Batch:
-        keys = batch.column(ITEM).to_numpy().astype(np.int64)
-        offsets = batch.column(OTHER).offsets.to_numpy()
+    def from_chunk(cls, chunk: pa.RecordBatch, names: Sequence[str], *,
+                   fit: bool = False) -> Batch:
+        """The features ``names`` of a co.evidence chunk (with ``fit``, their fit-part sums)."""
+        keys = chunk.column(ITEM).to_numpy().astype(np.int64)
+        offsets = chunk.column(OTHER).offsets.to_numpy()
+        have = set(chunk.schema.names)
 
-        def flat(name: str) -> np.ndarray:  # the values of one partner column, batch-wide
-            lists = batch.column(name)
+        def flat(name: str) -> np.ndarray:  # the values of one partner column, chunk-wide
+            lists = chunk.column(name)
             if not np.array_equal(lists.offsets.to_numpy(), offsets):
                 raise RuntimeError(f"partner column {name} is not aligned with {OTHER}")
             return lists.values.slice(offsets[0], offsets[-1] - offsets[0]).to_numpy(
                 zero_copy_only=False)
 
-        fields = {name: flat(name) for name in (OTHER, *FEATURES) if name in batch.schema.names}
-        zeros = np.zeros(len(fields[OTHER]))
+        other = flat(OTHER).astype(np.int64)
+        zeros = np.zeros(len(other))
+        fields = {}
+        for name in FEATURES:
+            column = name + co.FIT if fit else name
+            if name in names and column in have:
+                fields[name] = flat(column).astype(np.float64)
         fields = {name: fields.get(name, zeros) for name in FEATURES} | {
-            OTHER: fields[OTHER], "rules": fields.get("rules", fields["fwd1"])}
-        pair_seg = pair_next = None
-        if NEXTS in batch.schema.names:
-            nexts = batch.column(NEXTS)
-            n_off = nexts.offsets.to_numpy()
-            pair_seg = np.repeat(np.arange(len(keys)), np.diff(n_off))
-            pair_next = nexts.values.slice(n_off[0], n_off[-1] - n_off[0]).to_numpy(
-                zero_copy_only=False).astype(np.int64)
-        return cls(keys, np.repeat(np.arange(len(keys)), np.diff(offsets)),
-                   fields[OTHER].astype(np.int64),
-                   *(fields[name].astype(np.float64) for name in FEATURES),
-                   pair_seg=pair_seg, pair_next=pair_next)
+            "rules": fields.get("rules", fields.get("fwd1", zeros))}
+        return cls(keys, np.repeat(np.arange(len(keys)), np.diff(offsets)), other,
+                   *(fields[name] for name in FEATURES))
+
+    def subset(self, keep: np.ndarray) -> Batch:
+        """The query items where ``keep`` (a mask over ``keys``) is true, with their rows."""
+        if keep.all():
+            return self
+        position = np.cumsum(keep) - 1
+        rows = keep[self.seg]
+        return Batch(self.keys[keep], position[self.seg[rows]], self.other[rows],
+                     *(getattr(self, name)[rows] for name in FEATURES))
+
+    def with_pairs(self, prev: np.ndarray, nxt: np.ndarray) -> Batch:
+        """The query items that are the prev item of a validation pair (prev -> nxt keys),
+        with those pairs attached."""
+        mine = self.subset(np.isin(self.keys, prev))
+        order = np.argsort(mine.keys)
+        at = np.searchsorted(mine.keys, prev, sorter=order)
+        at = order[np.minimum(at, max(len(order) - 1, 0))] if len(order) else at
+        match = (mine.keys[at] == prev) if len(order) else np.zeros(len(prev), bool)
+        mine.pair_seg, mine.pair_next = at[match], nxt[match]
+        return mine
 
 
 def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params: Params,
@@ -492,72 +510,60 @@ def _grid_to_arrow(cols: dict[str, np.ndarray], schema: T.StructType) -> pa.Reco
 
 
 # -- Spark -----------------------------------------------------------------------------------
-def rank_items(evidence: DataFrame, items: DataFrame, *, searcher: Searcher | None,
-               lookups: Broadcast, params: Params, pairs: DataFrame | None = None,
-               fit: bool = False, only: DataFrame | None = None) -> DataFrame:
-    """Rank every item that has evidence (co.pair_evidence rows keyed by catalogue keys, both
-    sides of each pair: each partner travels as a few floats) or is in ``items`` (item_id keys
-    that need a list even without evidence, e.g. the vocabulary); with ``only`` (item_id keys)
-    just those. One aggregation of the evidence per item, then ``rank_batch`` per Arrow batch.
-    ``lookups`` broadcasts a Lookups; ``fit`` ranks from the fit part's evidence.
+def rank_items(evidence: DataFrame, *, searcher: Searcher | None, lookups: Broadcast,
+               params: Params, pairs: tuple[np.ndarray, np.ndarray] | None = None,
+               fit: bool = False, only: np.ndarray | None = None) -> DataFrame:
+    """Rank every item of the ``evidence`` (co.evidence chunks, by catalogue key: each item
+    with its partners, and the items listed even without any); with ``only`` (keys) just those.
+    ``rank_batch`` runs per chunk as it is stored: no partner row is grouped or converted on
+    the way. ``lookups`` broadcasts a Lookups; ``fit`` ranks from the fit part's sums.
 
-    With validation ``pairs`` (prev_item, next_item keys) the result is instead the sums of
-    ``grid_sums`` per weight mix of ``params.grid`` (grid_schema), one row per mix and batch.
+    With validation ``pairs`` (prev item keys, next item keys) the result is instead the sums
+    of ``grid_metrics`` per weight mix of ``params.grid`` (grid_schema), for the pairs' prev
+    items only, one row per mix and chunk.
     """
     ship = shipped(params, grid=pairs is not None)
-    feats = co.oriented(evidence, fit=fit, features=ship)
-    if only is not None:
-        feats = feats.join(only, ITEM)
-        items = items.join(only, ITEM)
-    # Each partner travels as parallel lists (one per column, collected by one aggregation,
-    # so in the same order): the grouping takes half the time of a list of structs, grouping
-    # and Arrow transfer together about a fifth less.
-    kinds = {OTHER: "int"} | dict.fromkeys(ship, "float")
-    nulls = [F.lit(None).cast(kind).alias(name) for name, kind in kinds.items()]
-    none_n = F.lit(None).cast("int")
-    rows = feats.select(F.col(ITEM).cast("int").alias(ITEM),
-                        *[F.col(name).cast(kind).alias(name) for name, kind in kinds.items()],
-                        none_n.alias("n"))
-    rows = rows.unionByName(items.select(F.col(ITEM).cast("int").alias(ITEM), *nulls,
-                                         none_n.alias("n")))
-    aggs = [F.collect_list(name).alias(name) for name in kinds]
-    if pairs is not None:
-        rows = rows.unionByName(pairs.select(F.col("prev_item").cast("int").alias(ITEM),
-                                             *nulls,
-                                             F.col("next_item").cast("int").alias("n")))
-        aggs.append(F.collect_list("n").alias(NEXTS))
-    grouped = rows.groupBy(ITEM).agg(*aggs)
+    sc = evidence.sparkSession.sparkContext
+    keep = None if only is None else sc.broadcast(np.unique(np.asarray(only, dtype=np.int64)))
+    wanted = None if pairs is None else sc.broadcast(tuple(np.asarray(p, dtype=np.int64)
+                                                           for p in pairs))
     grid = pairs is not None
     output = "grid" if grid else "lists"
-    schema = T._parse_datatype_string(grid_schema(params.grid_ks) if pairs is not None
-                                      else LISTS_SCHEMA)
+    schema = T._parse_datatype_string(grid_schema(params.grid_ks) if grid else LISTS_SCHEMA)
 
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         found = searcher.open() if searcher is not None else None
         look = lookups.value
         for batch in batches:
-            if batch.num_rows:
-                cols = rank_batch(Batch.from_arrow(batch), found, look, params, output=output)
-                yield _grid_to_arrow(cols, schema) if grid else _lists_to_arrow(cols)
+            for data in batch.column("data"):
+                b = Batch.from_chunk(co.read_chunk(data), ship, fit=fit)
+                if keep is not None:
+                    b = b.subset(np.isin(b.keys, keep.value))
+                if wanted is not None:
+                    b = b.with_pairs(*wanted.value)
+                if len(b.keys):
+                    cols = rank_batch(b, found, look, params, output=output)
+                    yield _grid_to_arrow(cols, schema) if grid else _lists_to_arrow(cols)
 
-    return grouped.mapInArrow(task, schema)
+    return evidence.select("data").mapInArrow(task, schema)
 
 
-def grid_metrics(sums: DataFrame, grid: Sequence[Weights], *,
-                 ks: Sequence[int]) -> list[dict[str, float]]:
-    """HR, MRR and NDCG at each cut-off of every weight mix, from rank_items(..., pairs=...)
-    sums (one row per mix and task)."""
-    cols = ["pairs", *[f"{name}_{k}" for k in ks for name in GRID_SUMS]]
+def grid_metrics(sums: DataFrame, grid: Sequence[Weights], *, ks: Sequence[int],
+                 pairs: int) -> list[dict[str, float]]:
+    """HR, MRR and NDCG at each cut-off of every weight mix over all ``pairs`` validation
+    pairs (a pair whose prev item has no evidence is a miss), from rank_items(...,
+    pairs=...) sums (one row per mix and chunk)."""
+    cols = [f"{name}_{k}" for k in ks for name in GRID_SUMS]
     rows = {r["g"]: r for r in sums.groupBy("g").agg(*[F.sum(c).alias(c) for c in cols])
             .collect()}
     out = []
+    n = float(pairs)
     for g in range(len(grid)):
         r = rows.get(g)
-        n = float(r["pairs"]) if r else 0.0
         m: dict[str, float] = {"pairs": int(n)}
         for k in ks:
             for name, key in (("hr", "hits"), ("mrr", "rr"), ("ndcg", "gain")):
-                m[f"{name}@{k}"] = r[f"{key}_{k}"] / n if n else 0.0
+                m[f"{name}@{k}"] = r[f"{key}_{k}"] / n if n and r else 0.0
         out.append(m)
     return out
 

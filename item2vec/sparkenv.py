@@ -54,10 +54,11 @@ SESSION_CONF: dict[str, str] = {
     # Plain microsecond timestamps in Parquet (the contract); Spark's default is legacy INT96.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
-    # Rows per Arrow batch handed to a Python task. The ranking's rows are items carrying all
-    # their co-occurrence partners (thousands each in dense logs): Spark's 10,000 rows per batch
-    # built batches of hundreds of MB; 1,024 keeps them in the tens.
+    # Rows and bytes per Arrow batch handed to a Python task: a batch ends at whichever limit
+    # comes first. Rows of the ranking's inputs are items with their lists, or evidence chunks of
+    # megabytes (item2vec.cooccurrence): the byte limit keeps one batch in the tens of MB.
     "spark.sql.execution.arrow.maxRecordsPerBatch": "1024",
+    "spark.sql.execution.arrow.maxBytesPerBatch": str(64 << 20),
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     # Let AQE coalesce shuffles below cached (persisted) stages too.
@@ -69,11 +70,6 @@ SESSION_CONF: dict[str, str] = {
     # one. Longer plans are truncated: nothing reads past the first screens.
     "spark.sql.maxPlanStringLength": "64k",
 }
-# For aggregations into about as many groups as input rows (co-occurrence pairs: most occur once
-# or twice), where the pre-shuffle partial aggregation only fills memory and spills: counting the
-# pairs of a 10M-event log took 40 s with it and 18 s without. A plan takes the settings in force
-# when it is built, so a persisted DataFrame keeps them (see scoped_conf).
-NO_PARTIAL_AGGREGATION: dict[str, str] = {"spark.sql.execution.bypassPartialAggregation": "true"}
 # Added when the master is local[...] (spark-submit.sh also exports SPARK_LOCAL_IP=LOCAL_IP).
 LOCAL_CONF: dict[str, str] = {
     "spark.driver.host": LOCAL_IP,

@@ -1,66 +1,92 @@
 """Co-occurrence evidence counted from hand-made sessions, and the popularity list."""
 
+import numpy as np
+
 from item2vec import cooccurrence as co
-from item2vec import sparkenv
 
 SESSIONS = "session_id long, items array<string>"
+KEYED = "session_id long, keys array<int>"
 WINDOWS = co.Windows(near=2, forward=3, cooc=1, rules=2)
+IDS = "abcx"  # catalogue keys 0..3
 
 
-def _rows(df):
-    return {(r.item_id, r.other_id): tuple(round(r[f], 6) for f in co.FEATURES)
-            for r in df.collect()}
+def _evidence(spark, sessions, *, fit=(), items=(), buckets=3, fit_flags=None,
+              chunk_rows=co.CHUNK_ROWS):
+    keyed = spark.createDataFrame(
+        [(i, [IDS.index(x) for x in s], *([fit_flags[i]] if fit_flags else []))
+         for i, s in enumerate(sessions)], KEYED + (", _fit boolean" if fit_flags else ""))
+    listed = spark.createDataFrame([(IDS.index(x),) for x in items], "item_id int")
+    return co.evidence(keyed, listed, windows=WINDOWS, span=len(IDS), buckets=buckets, fit=fit,
+                       chunk_rows=chunk_rows)
 
 
-def test_pair_evidence_counts_forward_pairs_by_window(spark):
-    sessions = spark.createDataFrame([(1, ["a", "b", "c", "a"]), (2, ["b", "c"])], SESSIONS)
-    got = _rows(co.pair_evidence(sessions, windows=WINDOWS))
-    # features: near (d <= 2), fwd1 / fwd2 (1/d, 1/d^2 over d <= 3), near_c (d <= 1), rules
-    # (1/d over d <= 2). Session 1: a-b, b-c, c-a at d 1; a-c, b-a at d 2; a-a (d 3) is no pair
-    assert got == {
-        ("a", "b"): (1, 1.0, 1.0, 1, 1.0),
+def _rows(evidence, names=co.FEATURES):
+    return {(IDS[r.item_id], IDS[r.other_id]): tuple(round(r[f], 6) for f in names)
+            for r in co.partner_rows(evidence).collect()}
+
+
+def test_evidence_sums_both_orders_for_symmetric_counts_and_one_for_forward(spark):
+    ev = _evidence(spark, [["a", "b", "c", "a"], ["b", "c"]])
+    # features: near (d <= 2, either order), fwd1 / fwd2 (1/d, 1/d^2 over the partner's
+    # occurrences d <= 3 after the item), near_c (d <= 1, either order), rules (1/d, d <= 2).
+    # Session 1: a-b, b-c, c-a at d 1; a-c, b-a at d 2; a-a (d 3) is no pair
+    assert _rows(ev) == {
+        ("a", "b"): (2, 1.0, 1.0, 1, 1.0),  # a->b d 1, b->a d 2
+        ("b", "a"): (2, 0.5, 0.25, 1, 0.5),
         ("b", "c"): (2, 2.0, 2.0, 2, 2.0),  # both sessions
-        ("c", "a"): (1, 1.0, 1.0, 1, 1.0),
-        ("a", "c"): (1, 0.5, 0.25, 0, 0.5),
-        ("b", "a"): (1, 0.5, 0.25, 0, 0.5),
+        ("c", "b"): (2, 0.0, 0.0, 2, 0.0),  # c never precedes b
+        ("c", "a"): (2, 1.0, 1.0, 1, 1.0),  # c->a d 1, a->c d 2
+        ("a", "c"): (2, 0.5, 0.25, 1, 0.5),
     }
+    # the forward pairs counted (what the job reports as item pairs): a-b, b-c, c-a, a-c, b-a
+    assert sum(r.pairs for r in ev.collect()) == 5
 
 
-def test_pair_evidence_without_partial_aggregation_counts_the_same(spark):
-    # the job plans the evidence with the pre-shuffle partial aggregation bypassed
-    sessions = spark.createDataFrame([(1, ["a", "b", "c", "a"]), (2, ["b", "c"]),
-                                      (3, ["a", "b"])], SESSIONS)
-    key = next(iter(sparkenv.NO_PARTIAL_AGGREGATION))
-    before = spark.conf.get(key, None)
-    with sparkenv.scoped_conf(spark, sparkenv.NO_PARTIAL_AGGREGATION):
-        bypassed = co.pair_evidence(sessions, windows=WINDOWS).persist()
-        plan = bypassed._jdf.queryExecution().executedPlan().toString()
-    assert spark.conf.get(key, None) == before  # restored once the block is left
-    assert "partial_sum" not in plan  # a single aggregation after the shuffle
-    assert _rows(bypassed) == _rows(co.pair_evidence(sessions, windows=WINDOWS))
-    assert _rows(bypassed)[("a", "b")] == (2, 2.0, 2.0, 2, 2.0)
-    bypassed.unpersist()
+def test_evidence_does_not_depend_on_how_items_are_bucketed(spark):
+    sessions = [["a", "b", "c", "a"], ["b", "c"], ["x", "a", "b"], ["c", "x"]]
+    one = _rows(_evidence(spark, sessions, buckets=1))
+    assert one == _rows(_evidence(spark, sessions, buckets=4))
+    assert one == _rows(_evidence(spark, sessions, buckets=7))
+    assert one[("x", "b")] == (1, 0.5, 0.25, 0, 0.5)
 
 
-def test_oriented_adds_the_symmetric_counts_of_the_reverse_pair(spark):
-    sessions = spark.createDataFrame([(1, ["a", "x", "b"]), (2, ["b", "a"])], SESSIONS)
-    rows = co.oriented(co.pair_evidence(sessions, windows=WINDOWS)).where(
-        "item_id = 'a' and other_id = 'b'").collect()
-    total = {f: sum(r[f] for r in rows) for f in co.FEATURES}
-    # a->b at d 2 (session 1) and b->a at d 1 (session 2): near counts both, forward only a->b
-    assert total == {"near": 2, "fwd1": 0.5, "fwd2": 0.25, "near_c": 1, "rules": 0.5}
+def test_evidence_splits_large_buckets_into_chunks_of_whole_items(spark):
+    sessions = [["a", "b", "c", "a"], ["b", "c"], ["x", "a", "b"]]
+    chunked = _evidence(spark, sessions, buckets=1, chunk_rows=1)
+    rows = chunked.collect()
+    assert len(rows) == 4  # one item per chunk (each has more partners than CHUNK_ROWS)
+    assert [r.items for r in rows] == [1, 1, 1, 1]
+    keys = [co.read_chunk(r.data).column("item_id").to_pylist() for r in rows]
+    assert sorted(k for ks in keys for k in ks) == [0, 1, 2, 3]
+    assert _rows(chunked) == _rows(_evidence(spark, sessions, buckets=1))
+
+
+def test_items_without_partners_get_an_empty_row(spark):
+    ev = _evidence(spark, [["a", "b"]], items=["a", "x"])
+    chunks = [co.read_chunk(r.data) for r in ev.collect()]
+    listed = {k: len(o) for c in chunks for k, o in zip(
+        c.column("item_id").to_pylist(), c.column("other_id").to_pylist(), strict=True)}
+    assert listed == {0: 1, 1: 1, 3: 0}  # a and b have each other; x only asked to be listed
 
 
 def test_fit_sums_only_the_fit_sessions(spark):
-    sessions = spark.createDataFrame([(1, ["a", "b"], True), (2, ["a", "b"], False)],
-                                     SESSIONS + ", _fit boolean")
-    ev = co.pair_evidence(sessions, windows=WINDOWS, fit=("near", "fwd1")).first()
-    assert (ev.near, ev.near_fit, ev.fwd1, ev.fwd1_fit) == (2, 1, 2, 1)
-    assert "fwd2_fit" not in ev.asDict() and ev.fwd2 == 2  # summed, not over the fit part
-    fit = co.oriented(co.pair_evidence(sessions, windows=WINDOWS, fit=("near", "fwd1")),
-                      fit=True, features=("near", "fwd1"))
-    assert {(r.item_id, r.other_id): r.near for r in fit.collect()} == {("a", "b"): 1,
-                                                                       ("b", "a"): 1}
+    ev = _evidence(spark, [["a", "b"], ["a", "b"]], fit=("near", "fwd1"),
+                   fit_flags=[True, False])
+    got = _rows(ev, ("near", "near_fit", "fwd1", "fwd1_fit", "fwd2"))
+    assert got[("a", "b")] == (2, 1, 2, 1, 2)
+    assert got[("b", "a")] == (2, 1, 0, 0, 0)
+    names = co.read_chunk(ev.first().data).schema.names
+    assert "fwd2_fit" not in names and "fwd2" in names  # summed, not over the fit part
+
+
+def test_occurrence_codes_ignore_the_rest_of_a_sliced_batch():
+    # a batch's list column may start past its values buffer's start
+    keys = np.array([9, 9, 0, 1, 2], dtype=np.int32)
+    offsets = np.array([2, 4, 5])  # sessions [0, 1] and [2]
+    layout = co.Layout(span=10, window=2, buckets=1)
+    codes = co.occurrence_codes(keys, offsets, np.array([False, False]), layout)
+    pairs = sorted(((c >> layout.bits) // 10, (c >> layout.bits) % 10) for c in codes)
+    assert pairs == [(0, 1), (1, 0)]
 
 
 def test_item_counts(spark):

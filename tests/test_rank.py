@@ -8,7 +8,6 @@ from item2vec import cooccurrence as co
 from item2vec import rank
 from item2vec.rank import Lookups, Params, Weights
 from item2vec.similar import Searcher
-from item2vec.sparkenv import scoped_conf
 
 # Catalogue keys (by frequency in a real run; any order works here) and item vectors.
 KEYS = {"a": 0, "b": 1, "c": 2, "d": 3, "x": 4}
@@ -22,14 +21,16 @@ DEFAULT = Weights(1.0, 1.0, 0.05)
 
 def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
         mode="hybrid", k=3, window=1, candidates=3, partners=10, pairs=None, grid=(),
-        references=False, rules_from_forward=False):
+        references=False, rules_from_forward=False, buckets=2, chunk_rows=co.CHUNK_ROWS):
     """rank_items on ``sessions`` (lists of ids): returns {(model, id): [(other, score, cos,
     cooc), ...]} in rank order, or the grid metrics when ``pairs`` are given."""
     names = {v: n for n, v in keys.items()}
     keyed = spark.createDataFrame([(i, [keys[x] for x in s]) for i, s in enumerate(sessions)],
                                   "session_id long, keys array<int>")
-    ev = co.pair_evidence(keyed, items="keys", windows=co.Windows(
-        near=window, forward=window, cooc=window, rules=window))
+    items = spark.createDataFrame([(i,) for i in range(len(vectors))], "item_id int")
+    ev = co.evidence(keyed, items, windows=co.Windows(near=window, forward=window, cooc=window,
+                                                      rules=window),
+                     span=len(keys), buckets=buckets, chunk_rows=chunk_rows)
     by_id = sorted(keys, key=str)
     lookups = Lookups(row_of_key=np.arange(len(vectors), dtype=np.int32),
                       key_of_row=np.arange(len(vectors), dtype=np.int32),
@@ -41,14 +42,12 @@ def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
     params = Params(k=k, candidates=candidates, partners=partners, weights=weights, mode=mode,
                     references=references, ref_k=k, grid=tuple(grid), grid_ks=(k,),
                     cooc_alpha=0.5, cooc_lambda=0.0, rules_from_forward=rules_from_forward)
-    items = spark.createDataFrame([(i,) for i in range(len(vectors))], "item_id int")
     bc = spark.sparkContext.broadcast(lookups)
     if pairs is not None:
-        p = spark.createDataFrame([(keys[a], keys[b]) for a, b in pairs],
-                                  "prev_item int, next_item int")
-        sums = rank.rank_items(ev, items, searcher=searcher, lookups=bc, params=params, pairs=p)
-        return rank.grid_metrics(sums, list(grid), ks=(k,))
-    rows = rank.rank_items(ev, items, searcher=searcher, lookups=bc, params=params)
+        p = (np.array([keys[a] for a, _ in pairs]), np.array([keys[b] for _, b in pairs]))
+        sums = rank.rank_items(ev, searcher=searcher, lookups=bc, params=params, pairs=p)
+        return rank.grid_metrics(sums, list(grid), ks=(k,), pairs=len(pairs))
+    rows = rank.rank_items(ev, searcher=searcher, lookups=bc, params=params)
     out: dict = {}
     for r in rank.flat_lists(rows).orderBy("model", "item_id", "rank").collect():
         out.setdefault((rank.LIST_MODELS[r.model], names[r.item_id]), []).append(
@@ -239,11 +238,19 @@ def test_top_rows_per_item_without_sorting_every_row_are_the_sorted_ones():
             assert np.array_equal(got, want), limit
 
 
-def test_partner_columns_stay_aligned_when_the_grouping_sorts_instead_of_hashing(spark):
-    """Partners travel as parallel lists, one per column, collected by one aggregation. Spark
-    switches that aggregation from hashing to sorting once it holds more groups than a
-    threshold (as on large logs); the lists must come out the same either way."""
-    want = run(spark, SESSIONS, weights=Weights(1.0, 1.0, 0.5), references=True)
-    with scoped_conf(spark, {"spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "1"}):
-        got = run(spark, SESSIONS, weights=Weights(1.0, 1.0, 0.5), references=True)
+def test_lists_do_not_depend_on_how_the_evidence_is_bucketed_or_chunked(spark):
+    """Each evidence chunk is ranked on its own: the lists must be the same whether the items
+    share one bucket and chunk or each sits in a chunk of its own."""
+    want = run(spark, SESSIONS, weights=Weights(1.0, 1.0, 0.5), references=True, buckets=1)
+    got = run(spark, SESSIONS, weights=Weights(1.0, 1.0, 0.5), references=True, buckets=3,
+              chunk_rows=1)
     assert got == want and len(want) > 4
+
+
+def test_grid_counts_pairs_whose_prev_item_has_no_evidence_as_misses(spark):
+    grid = [Weights(1.0, 0.0, 0.0)]
+    # key 5 ("z") never occurs in a session: its pair is scored as a miss
+    keys = KEYS | {"z": 5}
+    hit = run(spark, SESSIONS, pairs=[("a", "b")], grid=grid, k=2, keys=KEYS)
+    both = run(spark, SESSIONS, pairs=[("a", "b"), ("z", "b")], grid=grid, k=2, keys=keys)
+    assert hit[0]["hr@2"] == 1.0 and both[0]["hr@2"] == 0.5 and both[0]["pairs"] == 2
