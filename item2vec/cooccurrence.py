@@ -112,8 +112,8 @@ class Layout:
 
 
 def buckets_for(tokens: int, window: int, *, partitions: int) -> int:
-    """Buckets so that one holds about BUCKET_RECORDS occurrence records (each token makes at
-    most 2 x window), and at least one per partition."""
+    """Buckets so that one holds at most about BUCKET_RECORDS occurrence records (each token
+    makes at most 2 x window), and at least ``partitions`` (the cores, to keep them busy)."""
     return max(partitions, -(-2 * window * tokens // BUCKET_RECORDS), 1)
 
 

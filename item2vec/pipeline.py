@@ -217,11 +217,13 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
         look = _lookups(catalogue, model, items)
         lookups = spark.sparkContext.broadcast(look)
         clock = time.perf_counter()
-        parts = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
+        # buckets follow the data and the cores, not spark.sql.shuffle.partitions (often 200,
+        # which on a small log would make hundreds of Python tasks of a few rows each)
+        buckets = co.buckets_for(int(look.frequency.sum()), windows.longest,
+                                 partitions=spark.sparkContext.defaultParallelism)
         evidence = co.evidence(
             keyed, ranked_items, windows=windows, span=items, features=tuple(features),
-            fit=tuple(fit), column=corpus_mod.KEYS,
-            buckets=co.buckets_for(int(look.frequency.sum()), windows.longest, partitions=parts),
+            fit=tuple(fit), column=corpus_mod.KEYS, buckets=buckets,
         ).persist(StorageLevel.MEMORY_AND_DISK)
         pairs = evidence.agg(F.sum("pairs")).first()[0] or 0
         took = {"evidence": time.perf_counter() - clock}

@@ -100,3 +100,9 @@ def test_popularity_is_the_top_k_plus_one_by_frequency_then_id(spark):
                                    "item_id string, frequency long")
     assert [tuple(r) for r in co.popularity(counts, k=2).orderBy("rank").collect()] == [
         (1, "a", 9.0), (2, "b", 3.0), (3, "c", 3.0)]
+
+
+def test_buckets_follow_the_data_and_the_cores():
+    assert co.buckets_for(1000, 5, partitions=2) == 2  # a small log: one per core
+    assert co.buckets_for(10_000_000, 5, partitions=2) == 25  # <= 4M records each
+    assert co.buckets_for(10_000_000, 5, partitions=64) == 64
