@@ -151,9 +151,10 @@ def _by_bucket(codes: np.ndarray, layout: Layout) -> Iterator[tuple[int, np.ndar
         yield int(b), codes[order[ends[b] - counts[b]:ends[b]]]
 
 
-def _codes_task(layout: Layout, items: str, with_fit: bool
+def _codes_task(layout: Layout, column: str, with_fit: bool
                 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """Sessions (items, [_fit]) -> (bucket, codes as bytes) rows, a few MB each."""
+    """Sessions (key arrays in ``column``, [_fit]) -> (bucket, codes as bytes) rows, a few MB
+    each."""
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         held: dict[int, list[np.ndarray]] = {}
         size = 0
@@ -167,7 +168,7 @@ def _codes_task(layout: Layout, items: str, with_fit: bool
             held.clear()
 
         for batch in batches:
-            lists = batch.column(items)
+            lists = batch.column(column)
             offsets = lists.offsets.to_numpy().astype(np.int64)
             keys = lists.values.to_numpy(zero_copy_only=False)
             fit = (batch.column(FIT).to_numpy(zero_copy_only=False).astype(bool) if with_fit
@@ -274,6 +275,7 @@ def evidence(sessions: DataFrame, items: DataFrame, *, windows: Windows, span: i
     codes = sessions.mapInArrow(_codes_task(layout, column, with_fit), _CODES_SCHEMA)
     codes = codes.unionByName(items.select(F.col(ITEM).cast("long"))
                               .mapInArrow(_presence_task(layout), _CODES_SCHEMA))
+
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         current, held = None, []
 
