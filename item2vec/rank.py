@@ -117,7 +117,7 @@ class Params:
 
 def shipped(params: Params, *, grid: bool) -> tuple[str, ...]:
     """The evidence features rank_batch reads (for the ``grid`` output or the lists), so only
-    they travel to Python: forward transitions at the decays scored (1/d always: it picks the
+    they are counted and read: forward transitions at the decays scored (1/d always: it picks the
     forward partners), and the reference lists' own sums when those are ranked (``rules`` only
     when it is not fwd1)."""
     decays = {w.decay for w in params.grid} if grid else {params.weights.decay}
