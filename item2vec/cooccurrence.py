@@ -151,6 +151,13 @@ def _by_bucket(codes: np.ndarray, layout: Layout) -> Iterator[tuple[int, np.ndar
         yield int(b), codes[order[ends[b] - counts[b]:ends[b]]]
 
 
+def _codes_batch(bucket: int, codes: np.ndarray) -> pa.RecordBatch:
+    """One (bucket, codes as bytes) row."""
+    return pa.RecordBatch.from_arrays([pa.array([bucket], pa.int32()),
+                                       pa.array([codes.tobytes()], pa.binary())],
+                                      names=["bucket", "data"])
+
+
 def _codes_task(layout: Layout, column: str, with_fit: bool
                 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """Sessions (key arrays in ``column``, [_fit]) -> (bucket, codes as bytes) rows, a few MB
@@ -161,10 +168,7 @@ def _codes_task(layout: Layout, column: str, with_fit: bool
 
         def ship() -> Iterator[pa.RecordBatch]:
             for b in sorted(held):
-                data = np.concatenate(held[b]).tobytes()
-                yield pa.RecordBatch.from_arrays([pa.array([b], pa.int32()),
-                                                  pa.array([data], pa.binary())],
-                                                 names=["bucket", "data"])
+                yield _codes_batch(b, np.concatenate(held[b]))
             held.clear()
 
         for batch in batches:
@@ -191,9 +195,7 @@ def _presence_task(layout: Layout) -> Callable[[Iterator[pa.RecordBatch]],
             keys = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
             codes = (keys * np.int64(layout.span) + keys) << layout.bits
             for b, part in _by_bucket(codes, layout):
-                yield pa.RecordBatch.from_arrays([pa.array([b], pa.int32()),
-                                                  pa.array([part.tobytes()], pa.binary())],
-                                                 names=["bucket", "data"])
+                yield _codes_batch(b, part)
     return task
 
 

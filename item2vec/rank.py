@@ -65,7 +65,7 @@ GRID_SUMS = ("hits", "rr", "gain")  # per cut-off: hits, reciprocal ranks, NDCG 
 
 def grid_schema(ks: Sequence[int]) -> str:
     """rank_items' output with validation pairs: sums per weight mix ``g`` and cut-off."""
-    return "g int, pairs double, " + ", ".join(f"{name}_{k} double" for k in ks
+    return "g int, " + ", ".join(f"{name}_{k} double" for k in ks
                                                 for name in GRID_SUMS)
 
 
@@ -272,11 +272,10 @@ class Batch:
         """The query items that are the prev item of a validation pair (prev -> nxt keys),
         with those pairs attached."""
         mine = self.subset(np.isin(self.keys, prev))
+        inside = np.isin(prev, mine.keys)
         order = np.argsort(mine.keys)
-        at = np.searchsorted(mine.keys, prev, sorter=order)
-        at = order[np.minimum(at, max(len(order) - 1, 0))] if len(order) else at
-        match = (mine.keys[at] == prev) if len(order) else np.zeros(len(prev), bool)
-        mine.pair_seg, mine.pair_next = at[match], nxt[match]
+        mine.pair_seg = order[np.searchsorted(mine.keys, prev[inside], sorter=order)]
+        mine.pair_next = nxt[inside]
         return mine
 
 
@@ -452,7 +451,6 @@ def _grid(batch: Batch, c_seg: np.ndarray, c_other: np.ndarray, sym_n: np.ndarra
     cos0 = np.nan_to_num(c_cos, nan=0.0)
     out = {f"{name}_{k}": np.zeros(len(params.grid)) for k in params.grid_ks
            for name in GRID_SUMS}
-    out["pairs"] = np.full(len(params.grid), float(len(want)))
     for g, w in enumerate(params.grid):
         score = (w.cooccurrence * sym_n + w.forward * fwd_n[w.decay]
                  + w.cosine * cos0).astype(np.float32)
