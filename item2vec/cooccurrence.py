@@ -63,7 +63,12 @@ class Windows:
 # parallel lists (OTHER int, then one float list per feature, fit features as <name>_fit),
 # items and partners in key order. The ranking tasks read the chunks as they are: no partner
 # row is converted between the JVM's rows and Arrow on the way.
-EVIDENCE_SCHEMA = "bucket int, items int, pairs bigint, data binary"
+# ``side``: what a ``finish`` step computed from the chunk besides it (evidence), or null.
+EVIDENCE_SCHEMA = "bucket int, items int, pairs bigint, data binary, side binary"
+# A step run on every chunk as it is built (evidence's ``finish``): the chunk -> (the chunk to
+# keep, bytes to keep beside it or None). The ranking uses it to search the chunk's embedding
+# neighbours and score the validation pairs while the sums are in memory.
+Finish = Callable[[pa.RecordBatch], tuple[pa.RecordBatch, bytes | None]]
 _CODES_SCHEMA = "bucket int, data binary"
 # Partner rows per evidence chunk (the unit a ranking task works on) and occurrence records per
 # bucket (what one aggregation task holds at once, 8 bytes each); a map task ships the records
@@ -200,8 +205,8 @@ def _presence_task(layout: Layout) -> Callable[[Iterator[pa.RecordBatch]],
 
 
 def aggregate(codes: np.ndarray, layout: Layout, windows: Windows, names: Sequence[str], *,
-              chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, int, bytes]]:
-    """One bucket's records -> its evidence chunks as (items, forward pairs, Arrow IPC bytes):
+              chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, int, pa.RecordBatch]]:
+    """One bucket's records -> its evidence chunks as (items, forward pairs, record batch):
     per item its partners in key order and the sums ``names`` over their records."""
     codes = np.sort(codes)
     pair = codes >> layout.bits
@@ -233,11 +238,16 @@ def aggregate(codes: np.ndarray, layout: Layout, windows: Windows, names: Sequen
         cols += [pa.ListArray.from_arrays(offsets, pa.array(sums[name][row0:row1]))
                  for name in names]
         chunk = pa.RecordBatch.from_arrays(cols, names=[ITEM, OTHER, *names])
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, chunk.schema, options=_IPC) as writer:
-            writer.write_batch(chunk)
-        yield stop - start_key, int(forward[row0:row1].sum()), sink.getvalue().to_pybytes()
+        yield stop - start_key, int(forward[row0:row1].sum()), chunk
         start_key = stop
+
+
+def write_chunk(batch: pa.RecordBatch) -> bytes:
+    """A record batch as compressed Arrow IPC bytes (what read_chunk reads)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema, options=_IPC) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
 
 
 def read_chunk(data: Any) -> pa.RecordBatch:
@@ -249,7 +259,8 @@ def read_chunk(data: Any) -> pa.RecordBatch:
 
 def evidence(sessions: DataFrame, items: DataFrame, *, windows: Windows, span: int,
              buckets: int, features: Sequence[str] = FEATURES, fit: Sequence[str] = (),
-             column: str = "keys", chunk_rows: int = CHUNK_ROWS) -> DataFrame:
+             column: str = "keys", chunk_rows: int = CHUNK_ROWS,
+             finish: Finish | None = None) -> DataFrame:
     """Co-occurrence evidence of every item with its partners, as EVIDENCE_SCHEMA rows.
 
     Per item i and partner j (distinct items at most windows.longest positions apart in a
@@ -259,7 +270,8 @@ def evidence(sessions: DataFrame, items: DataFrame, *, windows: Windows, span: i
     d <= windows.rules; ``features`` names those counted, ``fit`` those also summed over the
     sessions whose ``_fit`` is true (as ``<name>_fit``). ``items`` (item_id keys) get a row
     even without partners. ``column`` names the sessions' key arrays; ``buckets`` (see
-    buckets_for) and ``chunk_rows`` size the pieces.
+    buckets_for) and ``chunk_rows`` size the pieces. ``finish`` (see Finish), when given, runs
+    on every chunk before it is stored.
 
     The pairs are counted in numpy: each task codes its sessions' pair occurrences as int64
     records (Layout) and ships them per bucket of items as a few large binary rows; one
@@ -284,12 +296,15 @@ def evidence(sessions: DataFrame, items: DataFrame, *, windows: Windows, span: i
         def flush() -> Iterator[pa.RecordBatch]:
             if held:
                 codes = np.concatenate([np.frombuffer(x, dtype=np.int64) for x in held])
-                for n_items, pairs, data in aggregate(codes, layout, windows, names,
-                                                      chunk_rows=chunk_rows):
+                for n_items, pairs, chunk in aggregate(codes, layout, windows, names,
+                                                       chunk_rows=chunk_rows):
+                    chunk, side = finish(chunk) if finish is not None else (chunk, None)
                     yield pa.RecordBatch.from_arrays(
                         [pa.array([current], pa.int32()), pa.array([n_items], pa.int32()),
-                         pa.array([pairs], pa.int64()), pa.array([data], pa.binary())],
-                        names=["bucket", "items", "pairs", "data"])
+                         pa.array([pairs], pa.int64()),
+                         pa.array([write_chunk(chunk)], pa.binary()),
+                         pa.array([side], pa.binary())],
+                        names=["bucket", "items", "pairs", "data", "side"])
 
         for batch in batches:
             bucket = batch.column("bucket").to_numpy()

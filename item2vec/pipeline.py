@@ -216,6 +216,18 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
             catalogue.join(queries, ITEM).select(INDEX).toArrow().column(0).to_numpy())
         look = _lookups(catalogue, model, items)
         lookups = spark.sparkContext.broadcast(look)
+        searcher = similar_mod.Searcher(spark, model.matrix, k=s.candidates,
+                                        block_bytes=s.block_bytes, search=s.search,
+                                        params=ann.params_for(s.search, s))
+        clock = time.perf_counter()
+        plan = validation_plan(keyed, params, cfg)
+        took = {"validation pairs": time.perf_counter() - clock}
+        # the evidence tasks also search each item's embedding neighbours (once, for the
+        # validation and the ranking) and score the weight mixes on the validation pairs
+        finish = rank.ChunkFinish(spark.sparkContext, searcher=searcher, lookups=lookups,
+                                  params=dataclasses.replace(params, grid=plan.grid,
+                                                             grid_ks=plan.ks),
+                                  pairs=plan.pairs, only=only)
         clock = time.perf_counter()
         # buckets follow the data and the cores, not spark.sql.shuffle.partitions (often 200,
         # which on a small log would make hundreds of Python tasks of a few rows each)
@@ -223,16 +235,11 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
                                  partitions=spark.sparkContext.defaultParallelism)
         evidence = co.evidence(
             keyed, ranked_items, windows=windows, span=items, features=tuple(features),
-            fit=tuple(fit), column=corpus_mod.KEYS, buckets=buckets,
+            fit=tuple(fit), column=corpus_mod.KEYS, buckets=buckets, finish=finish,
         ).persist(StorageLevel.MEMORY_AND_DISK)
         pairs = evidence.agg(F.sum("pairs")).first()[0] or 0
-        took = {"evidence": time.perf_counter() - clock}
-        searcher = similar_mod.Searcher(spark, model.matrix, k=s.candidates,
-                                        block_bytes=s.block_bytes, search=s.search,
-                                        params=ann.params_for(s.search, s))
-        clock = time.perf_counter()
-        weights, validation = validate(keyed, evidence, searcher, lookups, params, cfg)
-        took["validation"] = time.perf_counter() - clock
+        took["evidence"] = time.perf_counter() - clock
+        weights, validation = choose_weights(evidence, plan, params, cfg)
         params = dataclasses.replace(params, weights=weights)
         clock = time.perf_counter()
         ranked = wrap("similar", rank.rank_items(evidence, searcher=searcher, lookups=lookups,
@@ -252,7 +259,7 @@ def model_step(sessions: DataFrame, cfg: Config, progress: Progress, *, wrap: Wr
         rank.model_name(F.col(rank.MODEL)).alias(evaluate_mod.MODEL), F.col(ITEM).alias(INDEX),
         F.col(co.OTHER).alias(REC_INDEXES))
     cleanup = [df.unpersist for df in (catalogue, keyed, evidence, ranked)]
-    cleanup += [lookups.unpersist, searcher.release]
+    cleanup += [lookups.unpersist, searcher.release, finish.release]
     return Built(model, counts, similar, lists_by_index, similarity, items, cleanup)
 
 
@@ -290,43 +297,60 @@ def lists_for_scoring(lists_by_index: DataFrame, counts: DataFrame, *, k: int, i
                               release=release, keys=counts.select(ITEM, INDEX))
 
 
-def validate(keyed: DataFrame, evidence: DataFrame, searcher: similar_mod.Searcher,
-             lookups: Any, params: rank.Params, cfg: Config) -> tuple[rank.Weights, dict[str, Any]]:
-    """Score the ranking on the validation slice: next items of the latest sessions, ranked
-    from the evidence of the earlier ones (the embedding is the run's own, trained on every
-    session: cheap, and on three real logs it cost at most 0.0005 HR@20 against one trained
-    without the slice). With similar.tune_weights (not in embedding mode) and enough pairs,
-    the mix with the best NDCG@k among rank.weight_grid is chosen; otherwise the configured
-    weights are scored. Returns (weights, the manifest's similarity.validation block)."""
+@dataclass(frozen=True)
+class ValidationPlan:
+    """What the evidence tasks score on the validation slice (see validation_plan)."""
+
+    pairs: tuple[np.ndarray, np.ndarray] | None  # (prev keys, next keys); None: too few
+    grid: tuple[rank.Weights, ...]  # the mixes scored, the configured one first
+    tune: bool  # choose among them (else the configured weights are only scored)
+    count: int  # validation pairs sampled
+    ks: tuple[int, ...]
+
+
+def validation_plan(keyed: DataFrame, params: rank.Params, cfg: Config) -> ValidationPlan:
+    """The validation slice: next-item pairs of the latest sessions (a sample of at most about
+    similar.max_validation_pairs, on the driver), ranked from the evidence of the earlier ones
+    (the embedding is the run's own, trained on every session: cheap, and on three real logs
+    it cost at most 0.0005 HR@20 against one trained without the slice). With
+    similar.tune_weights (not in embedding mode) and enough pairs every mix of
+    rank.weight_grid is scored; otherwise the configured weights only."""
     s = cfg.similar
     later = keyed.where(~F.col(co.FIT))
-    pairs, _ = evaluate_mod.sample_pairs(evaluate_mod.session_pairs(later, items=corpus_mod.KEYS),
-                                         max_pairs=s.max_validation_pairs, seed=cfg.train.seed)
-    # a sample of at most about max_validation_pairs: on the driver, then broadcast
-    table = pairs.toArrow()
+    sample, _ = evaluate_mod.sample_pairs(
+        evaluate_mod.session_pairs(later, items=corpus_mod.KEYS),
+        max_pairs=s.max_validation_pairs, seed=cfg.train.seed)
+    table = sample.toArrow()
     n = table.num_rows
-    if n < MIN_VALIDATION_PAIRS:
-        return params.weights, {"tuned": False, "pairs": n,
-                                "reason": f"fewer than {MIN_VALIDATION_PAIRS} pairs"}
-    prev, nxt = (table.column(c).to_numpy() for c in (evaluate_mod.PREV, evaluate_mod.NEXT))
     ks = tuple(sorted({min(10, s.k), s.k}))
     tune = s.tune_weights and s.mode != "embedding" and n >= s.min_tuning_pairs
     grid = (rank.weight_grid(params.weights, mode=s.mode) if tune
             else [rank.mode_weights(s.mode, params.weights)])
-    sums = rank.rank_items(evidence, searcher=searcher, lookups=lookups, pairs=(prev, nxt),
-                           fit=True,
-                           params=dataclasses.replace(params, grid=tuple(grid), grid_ks=ks))
-    results = rank.grid_metrics(sums, grid, ks=ks, pairs=n)
+    pairs = None if n < MIN_VALIDATION_PAIRS else tuple(
+        table.column(c).to_numpy() for c in (evaluate_mod.PREV, evaluate_mod.NEXT))
+    return ValidationPlan(pairs, tuple(grid), tune, n, ks)
+
+
+def choose_weights(evidence: DataFrame, plan: ValidationPlan, params: rank.Params,
+                   cfg: Config) -> tuple[rank.Weights, dict[str, Any]]:
+    """The mix with the best NDCG@k on the validation slice (when tuning), from the sums the
+    evidence tasks kept (rank.ChunkFinish). Returns (weights, the manifest's
+    similarity.validation block)."""
+    s = cfg.similar
+    if plan.pairs is None:
+        return params.weights, {"tuned": False, "pairs": plan.count,
+                                "reason": f"fewer than {MIN_VALIDATION_PAIRS} pairs"}
+    results = rank.grid_metrics(evidence, plan.grid, ks=plan.ks, pairs=plan.count)
     objective = f"ndcg@{s.k}"
-    best = max(range(len(grid)), key=lambda i: (results[i][objective], -i))
-    block = {"tuned": tune, "pairs": n, "objective": objective,
+    best = max(range(len(plan.grid)), key=lambda i: (results[i][objective], -i))
+    block = {"tuned": plan.tune, "pairs": plan.count, "objective": objective,
              **{key: round(v, 6) for key, v in results[best].items() if key != "pairs"}}
-    if tune:
+    if plan.tune:
         block["configured"] = {key: round(v, 6) for key, v in results[0].items()
                                if key != "pairs"}
     elif s.tune_weights and s.mode != "embedding":
         block["reason"] = f"fewer than similar.min_tuning_pairs={s.min_tuning_pairs} pairs"
-    return (grid[best] if tune else params.weights), block
+    return (plan.grid[best] if plan.tune else params.weights), block
 
 
 def evaluate_step(sessions: DataFrame, cfg: Config, method: str | None,

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from pyspark import SparkContext
 from pyspark.broadcast import Broadcast
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from item2vec import cooccurrence as co
 from item2vec.cooccurrence import FEATURES, OTHER
@@ -49,6 +49,9 @@ from item2vec.similar import Searcher
 SIMILAR_ITEM, RANK, SCORE, COSINE, COOCCURRENCE, MODEL = (
     "similar_item_id", "rank", "score", "cosine", "cooccurrence", "model")
 SYM_N, FWD_N = "sym_n", "fwd_n"
+# Chunk columns the evidence tasks add (see ChunkFinish): each item's embedding neighbours (keys,
+# in rank order) and their cosines.
+NBR, NBR_COS = "nbr_id", "nbr_cos"
 MODES = ("hybrid", "embedding", "cooccurrence")
 # Model codes of the rows rank_batch emits (the published list and the reference lists).
 LIST_MODELS = ("published", "embedding", "cooc_knn", "sequential_rules")
@@ -61,12 +64,6 @@ _NO_COSINE = -2.0
 LISTS_SCHEMA = (f"{MODEL} tinyint, {ITEM} int, {OTHER} array<int>, {SCORE} array<float>, "
                 f"{COSINE} array<float>, {COOCCURRENCE} array<bigint>")
 GRID_SUMS = ("hits", "rr", "gain")  # per cut-off: hits, reciprocal ranks, NDCG gains
-
-
-def grid_schema(ks: Sequence[int]) -> str:
-    """rank_items' output with validation pairs: sums per weight mix ``g`` and cut-off."""
-    return "g int, " + ", ".join(f"{name}_{k} double" for k in ks
-                                                for name in GRID_SUMS)
 
 
 @dataclass(frozen=True)
@@ -148,8 +145,11 @@ _CHUNK = 8
 
 
 def _segment_max(values: np.ndarray, seg: np.ndarray, n: int) -> np.ndarray:
+    """Largest value per segment (0 for empty ones and below), ``seg`` sorted ascending."""
     out = np.zeros(n, dtype=np.float64)
-    np.maximum.at(out, seg, values)
+    if len(seg):
+        starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+        out[seg[starts]] = np.maximum(np.maximum.reduceat(values, starts), 0.0)
     return out
 
 
@@ -231,6 +231,9 @@ class Batch:
     rules: np.ndarray  # (P,) forward transitions within the rules window, 1/d
     pair_seg: np.ndarray | None = None  # validation pairs: position of their prev item ...
     pair_next: np.ndarray | None = None  # ... and the key of the true next item
+    nbr_seg: np.ndarray | None = None  # embedding neighbours when known: position in keys ...
+    nbr_other: np.ndarray | None = None  # ... their keys, by item then rank ...
+    nbr_cos: np.ndarray | None = None  # ... and cosines
 
     @classmethod
     def from_chunk(cls, chunk: pa.RecordBatch, names: Sequence[str], *,
@@ -256,8 +259,16 @@ class Batch:
                 fields[name] = flat(column).astype(np.float64)
         fields = {name: fields.get(name, zeros) for name in FEATURES} | {
             "rules": fields.get("rules", fields.get("fwd1", zeros))}
-        return cls(keys, np.repeat(np.arange(len(keys)), np.diff(offsets)), other,
-                   *(fields[name] for name in FEATURES))
+        batch = cls(keys, np.repeat(np.arange(len(keys)), np.diff(offsets)), other,
+                    *(fields[name] for name in FEATURES))
+        if NBR in have:
+            lists, cos = chunk.column(NBR), chunk.column(NBR_COS)
+            at = lists.offsets.to_numpy()
+            batch.nbr_seg = np.repeat(np.arange(len(keys)), np.diff(at))
+            batch.nbr_other = lists.values.slice(at[0], at[-1] - at[0]).to_numpy().astype(np.int64)
+            batch.nbr_cos = cos.values.slice(at[0], at[-1] - at[0]).to_numpy(
+                zero_copy_only=False).astype(np.float64)
+        return batch
 
     def subset(self, keep: np.ndarray) -> Batch:
         """The query items where ``keep`` (a mask over ``keys``) is true, with their rows."""
@@ -265,8 +276,13 @@ class Batch:
             return self
         position = np.cumsum(keep) - 1
         rows = keep[self.seg]
-        return Batch(self.keys[keep], position[self.seg[rows]], self.other[rows],
-                     *(getattr(self, name)[rows] for name in FEATURES))
+        out = Batch(self.keys[keep], position[self.seg[rows]], self.other[rows],
+                    *(getattr(self, name)[rows] for name in FEATURES))
+        if self.nbr_seg is not None:
+            e = keep[self.nbr_seg]
+            out.nbr_seg = position[self.nbr_seg[e]]
+            out.nbr_other, out.nbr_cos = self.nbr_other[e], self.nbr_cos[e]
+        return out
 
     def with_pairs(self, prev: np.ndarray, nxt: np.ndarray) -> Batch:
         """The query items that are the prev item of a validation pair (prev -> nxt keys),
@@ -279,36 +295,61 @@ class Batch:
         return mine
 
 
+def _matrix_rows(keys: np.ndarray, lookups: Lookups) -> np.ndarray:
+    """Matrix row of each catalogue key (-1: no vector)."""
+    inside = keys < len(lookups.row_of_key)
+    out = np.full(len(keys), -1, dtype=np.int64)
+    out[inside] = lookups.row_of_key[keys[inside]]
+    return out
+
+
+def search_neighbours(keys: np.ndarray, searcher: Searcher | None, lookups: Lookups, *,
+                      want: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embedding neighbours of the ``keys`` that have a vector (and ``want``, a mask, when
+    given): (position in ``keys``, neighbour key, cosine), by item then rank."""
+    qrow = _matrix_rows(keys, lookups)
+    ask = np.flatnonzero((qrow >= 0) if want is None else (qrow >= 0) & want)
+    if searcher is None or searcher.k <= 0 or not len(ask):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    idx_parts, cos_parts = [], []
+    for start in range(0, len(ask), searcher.rows):
+        idx, vals = searcher.search(qrow[ask[start:start + searcher.rows]])
+        idx_parts.append(idx)
+        cos_parts.append(vals)
+    idx = np.concatenate(idx_parts)
+    return (np.repeat(ask, idx.shape[1]), lookups.key_of_row[idx.ravel()].astype(np.int64),
+            np.concatenate(cos_parts).ravel().astype(np.float64))
+
+
 def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params: Params,
                *, output: str = "lists") -> dict[str, np.ndarray]:
     """Rank one batch: the published list (and the reference lists) of every query item, or
-    (``output="candidates"``) every candidate with its normalised features.
+    (``output="grid"``) the validation sums of every weight mix of ``params.grid``.
 
-    Returns column arrays; see LISTS_SCHEMA / CANDIDATES_SCHEMA (keys are catalogue keys,
-    cosine NaN = none).
+    The embedding neighbours are the batch's own when it carries them, else searched now;
+    ``searcher`` (opened) also gives the vectors for the partners' cosines. Returns column
+    arrays; see LISTS_SCHEMA (keys are catalogue keys, cosine NaN = none).
     """
     n = len(batch.keys)
     rank_of = lookups.id_rank
     span = np.int64(max(int(rank_of.shape[0]), 1))
-    # a partner may come in two rows (its own evidence row and the reverse of the other's):
-    # its features are their sums
-    codes, inverse = np.unique(batch.seg * span + batch.other, return_inverse=True)
-    seg, other = codes // span, codes % span
+    # co.evidence gives each (item, partner) one row, in that order; rows from elsewhere may
+    # repeat a partner or come in any order: they are summed and sorted first
+    codes = batch.seg * span + batch.other
+    inverse = None
+    if len(codes) > 1 and not (codes[1:] > codes[:-1]).all():
+        codes, inverse = np.unique(codes, return_inverse=True)
+    seg, other = (batch.seg, batch.other) if inverse is None else (codes // span, codes % span)
 
     def summed(values: np.ndarray) -> np.ndarray:
+        if inverse is None:
+            return values
         return np.bincount(inverse, weights=values, minlength=len(codes))
 
     near = summed(batch.near)
     decays = {w.decay for w in params.grid} if output == "grid" else {params.weights.decay}
     fwd = {d: summed(getattr(batch, f"fwd{d}")) for d in decays | {1}}
-    vocab_keys = len(lookups.row_of_key)
-
-    def row(keys: np.ndarray) -> np.ndarray:
-        inside = keys < vocab_keys
-        out = np.full(len(keys), -1, dtype=np.int64)
-        out[inside] = lookups.row_of_key[keys[inside]]
-        return out
-
     # strongest partners by each evidence (partners with evidence in the window only)
     ids = rank_of[other]
 
@@ -319,42 +360,30 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     picked = np.union1d(strongest(near), by_forward)
     near_max = _segment_max(near, seg, n)
     # embedding neighbours of the query items that have a vector
-    qrow = row(batch.keys)
+    qrow = _matrix_rows(batch.keys, lookups)
     has_vector = qrow >= 0
-    e_seg = np.zeros(0, dtype=np.int64)
-    e_other = np.zeros(0, dtype=np.int64)
-    e_cos = np.zeros(0, dtype=np.float64)
-    vectors = None
-    if searcher is not None and searcher.k > 0 and has_vector.any():
-        vectors = searcher.vectors
-        with_vec = np.flatnonzero(has_vector)
-        idx_parts, cos_parts = [], []
-        for start in range(0, len(with_vec), searcher.rows):
-            idx, vals = searcher.search(qrow[with_vec[start:start + searcher.rows]])
-            idx_parts.append(idx)
-            cos_parts.append(vals)
-        idx = np.concatenate(idx_parts)
-        e_seg = np.repeat(with_vec, idx.shape[1])
-        e_other = lookups.key_of_row[idx.ravel()].astype(np.int64)
-        e_cos = np.concatenate(cos_parts).ravel().astype(np.float64)
+    if batch.nbr_seg is not None:
+        e_seg, e_other, e_cos = batch.nbr_seg, batch.nbr_other, batch.nbr_cos
+    else:
+        e_seg, e_other, e_cos = search_neighbours(batch.keys, searcher, lookups)
+    vectors = searcher.vectors if searcher is not None and has_vector.any() else None
     # features of embedding candidates from their evidence (0 when they never co-occurred)
-    p_code = codes
-    order = np.argsort(p_code, kind="stable")
     e_code = e_seg * span + e_other
-    at = np.searchsorted(p_code[order], e_code)
-    found = at < len(order)
-    found[found] = p_code[order][at[found]] == e_code[found]
+    at = np.searchsorted(codes, e_code)  # codes: sorted, one per (item, partner)
+    found = at < len(codes)
+    found[found] = codes[at[found]] == e_code[found]
+    row_of = at[found]
     e_near = np.zeros(len(e_code))
-    e_near[found] = near[order[at[found]]]
+    e_near[found] = near[row_of]
     e_fwd = {}
     for d, values in ((d, fwd[d]) for d in decays | {1}):
         e_fwd[d] = np.zeros(len(e_code))
-        e_fwd[d][found] = values[order[at[found]]]
+        e_fwd[d][found] = values[row_of]
     # cosines of the partner candidates that have a vector on both sides
     p_seg, p_other = seg[picked], other[picked]
     p_cos = np.full(len(picked), np.nan)
     if vectors is not None:
-        a, b = qrow[p_seg], row(p_other)
+        a, b = qrow[p_seg], _matrix_rows(p_other, lookups)
         ok = (a >= 0) & (b >= 0)
         p_cos[ok] = np.einsum("ij,ij->i", vectors[a[ok]], vectors[b[ok]])
     # the union of both candidate sets, each pair once
@@ -395,8 +424,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
         return out
     parts = [out]
     # the embedding alone: the first ref_k neighbours by cosine
-    e_top = np.flatnonzero(np.tile(np.arange(searcher.k if searcher else 0) < params.ref_k,
-                                   int(has_vector.sum())))
+    e_top = _first_per_segment(e_seg, np.arange(len(e_seg)), params.ref_k, n)
     if len(e_seg):
         e_near_s = e_near[e_top].astype(np.int64)
         parts.append(_emit(1, batch.keys, e_seg[e_top], e_other[e_top],
@@ -502,68 +530,109 @@ def flat_lists(lists: DataFrame) -> DataFrame:
         *[F.col("_e")[name].alias(name) for name in (OTHER, SCORE, COSINE, COOCCURRENCE)])
 
 
-def _grid_to_arrow(cols: dict[str, np.ndarray], schema: T.StructType) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array(cols[name]) for name in schema.fieldNames()],
-                                      names=schema.fieldNames())
-
-
 # -- Spark -----------------------------------------------------------------------------------
+class ChunkFinish:
+    """What the evidence tasks do with each chunk while its sums are in memory (a co.Finish):
+    search the embedding neighbours of its items once, for the validation and for the
+    ranking; score every weight mix of ``params.grid`` on the validation ``pairs`` (prev item
+    keys, next item keys) whose prev item is in the chunk, from the fit part's sums; and keep
+    the chunk without those sums, with the neighbours (NBR, NBR_COS). The grid's sums go
+    beside the chunk (its ``side``), for ``grid_metrics``.
+
+    Doing this in the evidence tasks spares a pass that would read and decompress every chunk
+    again and a second search for the validation items. With ``only`` (keys) only those items
+    (and the validation's) are searched: the ranking lists no other.
+    """
+
+    def __init__(self, sc: SparkContext, *, searcher: Searcher, lookups: Broadcast,
+                 params: Params, pairs: tuple[np.ndarray, np.ndarray] | None = None,
+                 only: np.ndarray | None = None) -> None:
+        self.searcher, self.lookups, self.params = searcher, lookups, params
+        self.pairs = None if pairs is None else sc.broadcast(
+            tuple(np.asarray(p, dtype=np.int64) for p in pairs))
+        self.only = None if only is None else sc.broadcast(
+            np.unique(np.asarray(only, dtype=np.int64)))
+        self._open: tuple | None = None  # (searcher, lookups, pairs, only), once per task
+
+    def __call__(self, chunk: pa.RecordBatch) -> tuple[pa.RecordBatch, bytes | None]:
+        if self._open is None:
+            self._open = (self.searcher.open(), self.lookups.value,
+                          None if self.pairs is None else self.pairs.value,
+                          None if self.only is None else self.only.value)
+        found, look, pairs, only = self._open
+        keys = chunk.column(ITEM).to_numpy().astype(np.int64)
+        want = None
+        if only is not None:
+            want = np.isin(keys, only) | (np.isin(keys, pairs[0]) if pairs is not None
+                                          else False)
+        seg, other, cos = search_neighbours(keys, found, look, want=want)
+        side = None
+        if pairs is not None:
+            b = Batch.from_chunk(chunk, shipped(self.params, grid=True), fit=True)
+            b.nbr_seg, b.nbr_other, b.nbr_cos = seg, other, cos
+            b = b.with_pairs(*pairs)
+            if len(b.keys):
+                cols = rank_batch(b, found, look, self.params, output="grid")
+                side = co.write_chunk(pa.RecordBatch.from_arrays(
+                    [pa.array(v) for v in cols.values()], names=list(cols)))
+        kept = [name for name in chunk.schema.names if not name.endswith(co.FIT)]
+        offsets = pa.array(np.r_[0, np.cumsum(np.bincount(seg, minlength=len(keys)))]
+                           .astype(np.int32))
+        return pa.RecordBatch.from_arrays(
+            [chunk.column(name) for name in kept]
+            + [pa.ListArray.from_arrays(offsets, pa.array(other.astype(np.int32))),
+               pa.ListArray.from_arrays(offsets, pa.array(cos.astype(np.float32)))],
+            names=[*kept, NBR, NBR_COS]), side
+
+    def release(self) -> None:
+        for bc in (self.pairs, self.only):
+            if bc is not None:
+                bc.unpersist()
+
+
 def rank_items(evidence: DataFrame, *, searcher: Searcher | None, lookups: Broadcast,
-               params: Params, pairs: tuple[np.ndarray, np.ndarray] | None = None,
-               fit: bool = False, only: np.ndarray | None = None) -> DataFrame:
+               params: Params, only: np.ndarray | None = None) -> DataFrame:
     """Rank every item of the ``evidence`` (co.evidence chunks, by catalogue key: each item
     with its partners, and the items listed even without any); with ``only`` (keys) just those.
     ``rank_batch`` runs per chunk as it is stored: no partner row is grouped or converted on
-    the way. ``lookups`` broadcasts a Lookups; ``fit`` ranks from the fit part's sums.
-
-    With validation ``pairs`` (prev item keys, next item keys) the result is instead the sums
-    of ``grid_metrics`` per weight mix of ``params.grid`` (grid_schema), for the pairs' prev
-    items only, one row per mix and chunk.
+    the way. ``lookups`` broadcasts a Lookups; the ``searcher`` gives the vectors (and the
+    embedding neighbours of chunks that do not carry them, see ChunkFinish).
     """
-    ship = shipped(params, grid=pairs is not None)
+    ship = shipped(params, grid=False)
     sc = evidence.sparkSession.sparkContext
     keep = None if only is None else sc.broadcast(np.unique(np.asarray(only, dtype=np.int64)))
-    wanted = None if pairs is None else sc.broadcast(tuple(np.asarray(p, dtype=np.int64)
-                                                           for p in pairs))
-    grid = pairs is not None
-    output = "grid" if grid else "lists"
-    schema = T._parse_datatype_string(grid_schema(params.grid_ks) if grid else LISTS_SCHEMA)
 
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         found = searcher.open() if searcher is not None else None
         look = lookups.value
         for batch in batches:
             for data in batch.column("data"):
-                b = Batch.from_chunk(co.read_chunk(data), ship, fit=fit)
+                b = Batch.from_chunk(co.read_chunk(data), ship)
                 if keep is not None:
                     b = b.subset(np.isin(b.keys, keep.value))
-                if wanted is not None:
-                    b = b.with_pairs(*wanted.value)
                 if len(b.keys):
-                    cols = rank_batch(b, found, look, params, output=output)
-                    yield _grid_to_arrow(cols, schema) if grid else _lists_to_arrow(cols)
+                    yield _lists_to_arrow(rank_batch(b, found, look, params))
 
-    return evidence.select("data").mapInArrow(task, schema)
+    return evidence.select("data").mapInArrow(task, LISTS_SCHEMA)
 
 
-def grid_metrics(sums: DataFrame, grid: Sequence[Weights], *, ks: Sequence[int],
+def grid_metrics(evidence: DataFrame, grid: Sequence[Weights], *, ks: Sequence[int],
                  pairs: int) -> list[dict[str, float]]:
     """HR, MRR and NDCG at each cut-off of every weight mix over all ``pairs`` validation
-    pairs (a pair whose prev item has no evidence is a miss), from rank_items(...,
-    pairs=...) sums (one row per mix and chunk)."""
-    cols = [f"{name}_{k}" for k in ks for name in GRID_SUMS]
-    rows = {r["g"]: r for r in sums.groupBy("g").agg(*[F.sum(c).alias(c) for c in cols])
-            .collect()}
-    out = []
+    pairs (a pair whose prev item has no evidence is a miss), from the sums ChunkFinish kept
+    beside the evidence chunks (one batch per chunk, a row per mix)."""
+    sums = {f"{name}_{k}": np.zeros(len(grid)) for k in ks for name in GRID_SUMS}
+    sides = evidence.where(F.col("side").isNotNull()).select("side").toArrow().column(0)
+    for side in sides:
+        batch = co.read_chunk(side)
+        g = batch.column("g").to_numpy()
+        for name, total in sums.items():
+            np.add.at(total, g, batch.column(name).to_numpy())
     n = float(pairs)
-    for g in range(len(grid)):
-        r = rows.get(g)
-        m: dict[str, float] = {"pairs": int(n)}
-        for k in ks:
-            for name, key in (("hr", "hits"), ("mrr", "rr"), ("ndcg", "gain")):
-                m[f"{name}@{k}"] = r[f"{key}_{k}"] / n if n and r else 0.0
-        out.append(m)
-    return out
+    names = (("hr", "hits"), ("mrr", "rr"), ("ndcg", "gain"))
+    return [{"pairs": int(n), **{f"{name}@{k}": sums[f"{key}_{k}"][g] / n if n else 0.0
+                                 for k in ks for name, key in names}}
+            for g in range(len(grid))]
 
 
 def model_name(code: Column) -> Column:

@@ -21,16 +21,17 @@ DEFAULT = Weights(1.0, 1.0, 0.05)
 
 def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
         mode="hybrid", k=3, window=1, candidates=3, partners=10, pairs=None, grid=(),
-        references=False, rules_from_forward=False, buckets=2, chunk_rows=co.CHUNK_ROWS):
+        references=False, rules_from_forward=False, buckets=2, chunk_rows=co.CHUNK_ROWS,
+        finish=False):
     """rank_items on ``sessions`` (lists of ids): returns {(model, id): [(other, score, cos,
-    cooc), ...]} in rank order, or the grid metrics when ``pairs`` are given."""
+    cooc), ...]} in rank order, or the grid metrics when ``pairs`` are given. ``finish``: the
+    evidence tasks search the neighbours (rank.ChunkFinish), as the job does; else the
+    ranking tasks do."""
     names = {v: n for n, v in keys.items()}
-    keyed = spark.createDataFrame([(i, [keys[x] for x in s]) for i, s in enumerate(sessions)],
-                                  "session_id long, keys array<int>")
+    keyed = spark.createDataFrame(
+        [(i, [keys[x] for x in s], True) for i, s in enumerate(sessions)],
+        f"session_id long, keys array<int>, {co.FIT} boolean")
     items = spark.createDataFrame([(i,) for i in range(len(vectors))], "item_id int")
-    ev = co.evidence(keyed, items, windows=co.Windows(near=window, forward=window, cooc=window,
-                                                      rules=window),
-                     span=len(keys), buckets=buckets, chunk_rows=chunk_rows)
     by_id = sorted(keys, key=str)
     lookups = Lookups(row_of_key=np.arange(len(vectors), dtype=np.int32),
                       key_of_row=np.arange(len(vectors), dtype=np.int32),
@@ -43,10 +44,17 @@ def run(spark, sessions, *, keys=KEYS, vectors=VECTORS, weights=DEFAULT,
                     references=references, ref_k=k, grid=tuple(grid), grid_ks=(k,),
                     cooc_alpha=0.5, cooc_lambda=0.0, rules_from_forward=rules_from_forward)
     bc = spark.sparkContext.broadcast(lookups)
-    if pairs is not None:
-        p = (np.array([keys[a] for a, _ in pairs]), np.array([keys[b] for _, b in pairs]))
-        sums = rank.rank_items(ev, searcher=searcher, lookups=bc, params=params, pairs=p)
-        return rank.grid_metrics(sums, list(grid), ks=(k,), pairs=len(pairs))
+    p = None if pairs is None else (np.array([keys[a] for a, _ in pairs]),
+                                    np.array([keys[b] for _, b in pairs]))
+    finisher = (rank.ChunkFinish(spark.sparkContext, searcher=searcher, lookups=bc,
+                                 params=params, pairs=p) if finish or p is not None else None)
+    ev = co.evidence(keyed, items, windows=co.Windows(near=window, forward=window, cooc=window,
+                                                      rules=window),
+                     span=len(keys), buckets=buckets, chunk_rows=chunk_rows,
+                     fit=rank.shipped(params, grid=True) if p is not None else (),
+                     finish=finisher)
+    if p is not None:
+        return rank.grid_metrics(ev, list(grid), ks=(k,), pairs=len(pairs))
     rows = rank.rank_items(ev, searcher=searcher, lookups=bc, params=params)
     out: dict = {}
     for r in rank.flat_lists(rows).orderBy("model", "item_id", "rank").collect():
@@ -254,3 +262,38 @@ def test_grid_counts_pairs_whose_prev_item_has_no_evidence_as_misses(spark):
     hit = run(spark, SESSIONS, pairs=[("a", "b")], grid=grid, k=2, keys=KEYS)
     both = run(spark, SESSIONS, pairs=[("a", "b"), ("z", "b")], grid=grid, k=2, keys=keys)
     assert hit[0]["hr@2"] == 1.0 and both[0]["hr@2"] == 0.5 and both[0]["pairs"] == 2
+
+
+def test_neighbours_searched_in_the_evidence_tasks_give_the_same_lists(spark):
+    """The job searches each item's embedding neighbours while its evidence is built
+    (rank.ChunkFinish) and the ranking reads them from the chunk: the lists, references
+    included, must be those of a ranking that searches them itself."""
+    kwargs = {"weights": Weights(1.0, 1.0, 0.5), "references": True, "k": 3, "candidates": 2}
+    searched = run(spark, SESSIONS, **kwargs)
+    carried = run(spark, SESSIONS, finish=True, **kwargs)
+    assert carried == searched and ids(carried[("embedding", "a")]) == ["b", "c"]
+
+
+def test_chunk_finish_keeps_neighbours_and_drops_the_fit_sums(spark):
+    keyed = spark.createDataFrame([(0, [0, 1], True), (1, [0, 2], False)],
+                                  f"session_id long, keys array<int>, {co.FIT} boolean")
+    items = spark.createDataFrame([(i,) for i in range(4)], "item_id int")
+    searcher = Searcher(spark, VECTORS, k=2, block_bytes=1 << 20, search="exact")
+    lookups = spark.sparkContext.broadcast(Lookups(
+        row_of_key=np.arange(4, dtype=np.int32), key_of_row=np.arange(4, dtype=np.int32),
+        id_rank=np.arange(4, dtype=np.int32), frequency=np.ones(4, dtype=np.int64)))
+    params = Params(k=2, candidates=2, partners=5, weights=DEFAULT, mode="hybrid",
+                    references=False, grid=(DEFAULT,), grid_ks=(2,))
+    finish = rank.ChunkFinish(spark.sparkContext, searcher=searcher, lookups=lookups,
+                              params=params, pairs=(np.array([0]), np.array([1])),
+                              only=np.array([3]))
+    ev = co.evidence(keyed, items, windows=co.Windows(1, 1, 1, 1), span=4, buckets=1,
+                     fit=("near", "fwd1"), finish=finish)
+    chunk = co.read_chunk(ev.first().data)
+    assert not [n for n in chunk.schema.names if n.endswith(co.FIT)]
+    nbrs = dict(zip(chunk.column("item_id").to_pylist(), chunk.column(rank.NBR).to_pylist(),
+                    strict=True))
+    # searched: the query item 3 and the validation pair's prev item 0, nothing else
+    assert nbrs == {0: [1, 2], 1: [], 2: [], 3: [2, 1]}
+    # the pair a -> b: b is a's only fit-part partner and its best neighbour
+    assert rank.grid_metrics(ev, [DEFAULT], ks=(2,), pairs=1)[0]["hr@2"] == 1.0
