@@ -430,10 +430,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
         parts.append(_emit(1, batch.keys, e_seg[e_top], e_other[e_top],
                            e_cos[e_top].astype(np.float32), e_cos[e_top], e_near_s))
     # item co-occurrence kNN and sequential rules, over every partner
-    freq = lookups.frequency.astype(np.float64)
-    lam, alpha = params.cooc_lambda, params.cooc_alpha
-    near_c = summed(batch.near_c)
-    knn = near_c / ((freq[batch.keys[seg]] + lam) ** alpha * (freq[other] + lam) ** (1 - alpha))
+    knn = _knn(summed(batch.near_c), batch.keys[seg], other, lookups, params)
     rules = fwd[1] if params.rules_from_forward else summed(batch.rules)
     for code, value in ((2, knn), (3, rules)):
         # when the rules window is the forward window, its list heads the forward partners
@@ -444,6 +441,46 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
                            value[top].astype(np.float32), np.full(len(top), np.nan),
                            near[top].astype(np.int64)))
     return {name: np.concatenate([p[name] for p in parts]) for name in out}
+
+
+def _knn(near_c: np.ndarray, item: np.ndarray, other: np.ndarray, lookups: Lookups,
+         params: Params) -> np.ndarray:
+    """Item-kNN scores of (item, other) rows: co-occurrences discounted by both items'
+    frequencies (alpha, lambda)."""
+    freq = lookups.frequency.astype(np.float64)
+    lam, alpha = params.cooc_lambda, params.cooc_alpha
+    return near_c / ((freq[item] + lam) ** alpha * (freq[other] + lam) ** (1 - alpha))
+
+
+def rows_that_matter(batch: Batch, lookups: Lookups, params: Params) -> np.ndarray:
+    """Positions of the partner rows the lists of ``batch`` (rank_batch, any weights) read:
+    each item's strongest ``partners`` by symmetric co-occurrence and by forward transitions,
+    its strongest by every forward decay (the normalisers), the rows of its embedding
+    neighbours (their features), and with ``params.references`` its item-kNN and
+    sequential-rules top ``ref_k``. Ranking only these rows gives the same lists: an item's
+    other partners are weaker than its ``partners``-th on both evidences, so they are no
+    candidate, and no maximum or neighbour feature comes from them."""
+    n = len(batch.keys)
+    span = max(int(lookups.id_rank.shape[0]), 1)
+    ids = lookups.id_rank[batch.other]
+
+    def top(value: np.ndarray, limit: int) -> np.ndarray:
+        return _top(batch.seg, value, ids, limit, n_seg=n, n_ids=span)
+
+    fwd2_max = _segment_max(batch.fwd2, batch.seg, n)[batch.seg]
+    parts = [top(batch.near, params.partners), top(batch.fwd1, params.partners),
+             np.flatnonzero((batch.fwd2 == fwd2_max) & (batch.fwd2 > 0))]
+    if params.references:
+        knn = _knn(batch.near_c, batch.keys[batch.seg], batch.other, lookups, params)
+        parts.append(top(knn, params.ref_k))
+        if not (params.rules_from_forward and params.partners >= params.ref_k):
+            parts.append(top(batch.rules, params.ref_k))  # else among the forward partners
+    if batch.nbr_seg is not None and len(batch.nbr_seg) and len(batch.seg):
+        codes = batch.seg * span + batch.other  # sorted: one row per (item, partner)
+        e_code = batch.nbr_seg * span + batch.nbr_other
+        at = np.minimum(np.searchsorted(codes, e_code), len(codes) - 1)
+        parts.append(at[codes[at] == e_code])
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
 def _normalised(values: np.ndarray, top: np.ndarray, seg: np.ndarray) -> np.ndarray:
@@ -536,12 +573,14 @@ class ChunkFinish:
     search the embedding neighbours of its items once, for the validation and for the
     ranking; score every weight mix of ``params.grid`` on the validation ``pairs`` (prev item
     keys, next item keys) whose prev item is in the chunk, from the fit part's sums; and keep
-    the chunk without those sums, with the neighbours (NBR, NBR_COS). The grid's sums go
-    beside the chunk (its ``side``), for ``grid_metrics``.
+    only what the ranking reads: the partner rows that can matter (rows_that_matter), without
+    the fit part's sums, and the neighbours (NBR, NBR_COS). The grid's sums go beside the
+    chunk (its ``side``), for ``grid_metrics``.
 
     Doing this in the evidence tasks spares a pass that would read and decompress every chunk
-    again and a second search for the validation items. With ``only`` (keys) only those items
-    (and the validation's) are searched: the ranking lists no other.
+    again, a second search for the validation items, and most of the rows the ranking would
+    read (on a 10M-event log five in six). With ``only`` (keys) only those items (and
+    the validation's) are searched: the ranking lists no other.
     """
 
     def __init__(self, sc: SparkContext, *, searcher: Searcher, lookups: Broadcast,
@@ -575,14 +614,24 @@ class ChunkFinish:
                 cols = rank_batch(b, found, look, self.params, output="grid")
                 side = co.write_chunk(pa.RecordBatch.from_arrays(
                     [pa.array(v) for v in cols.values()], names=list(cols)))
-        kept = [name for name in chunk.schema.names if not name.endswith(co.FIT)]
-        offsets = pa.array(np.r_[0, np.cumsum(np.bincount(seg, minlength=len(keys)))]
-                           .astype(np.int32))
-        return pa.RecordBatch.from_arrays(
-            [chunk.column(name) for name in kept]
-            + [pa.ListArray.from_arrays(offsets, pa.array(other.astype(np.int32))),
-               pa.ListArray.from_arrays(offsets, pa.array(cos.astype(np.float32)))],
-            names=[*kept, NBR, NBR_COS]), side
+        # only the partner rows the lists can read, without the fit part's sums
+        names = [n for n in chunk.schema.names[2:] if not n.endswith(co.FIT)]
+        full = Batch.from_chunk(chunk, FEATURES)
+        full.nbr_seg, full.nbr_other, full.nbr_cos = seg, other, cos
+        rows = rows_that_matter(full, look, self.params)
+        start = chunk.column(OTHER).offsets[0].as_py()
+        take = pa.array(rows + start)
+
+        def lists(values: pa.Array, seg_of: np.ndarray) -> pa.ListArray:
+            offsets = np.r_[0, np.cumsum(np.bincount(seg_of, minlength=len(keys)))]
+            return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+
+        cols = [chunk.column(ITEM)]
+        cols += [lists(chunk.column(name).values.take(take), full.seg[rows])
+                 for name in (OTHER, *names)]
+        cols += [lists(pa.array(other.astype(np.int32)), seg),
+                 lists(pa.array(cos.astype(np.float32)), seg)]
+        return pa.RecordBatch.from_arrays(cols, names=[ITEM, OTHER, *names, NBR, NBR_COS]), side
 
     def release(self) -> None:
         for bc in (self.pairs, self.only):

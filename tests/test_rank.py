@@ -255,6 +255,23 @@ def test_lists_do_not_depend_on_how_the_evidence_is_bucketed_or_chunked(spark):
     assert got == want and len(want) > 4
 
 
+def test_rows_that_matter_keep_the_strongest_partners_normalisers_and_neighbours():
+    # one item, partners 1..5: near 5,4,3,2,1; fwd1 1,2,0,0,0; fwd2 0,0,0,0,0.5
+    batch = rank.Batch(keys=np.array([0]), seg=np.zeros(5, np.int64),
+                       other=np.arange(1, 6), near=np.array([5.0, 4, 3, 2, 1]),
+                       fwd1=np.array([1.0, 2, 0, 0, 0]), fwd2=np.array([0, 0, 0, 0, 0.5]),
+                       near_c=np.zeros(5), rules=np.zeros(5),
+                       nbr_seg=np.array([0, 0]), nbr_other=np.array([4, 9]),
+                       nbr_cos=np.array([0.9, 0.8]))
+    lookups = Lookups(row_of_key=np.arange(10, dtype=np.int32),
+                      key_of_row=np.arange(10, dtype=np.int32),
+                      id_rank=np.arange(10, dtype=np.int32), frequency=np.ones(10, np.int64))
+    params = Params(k=2, candidates=2, partners=1, weights=DEFAULT, mode="hybrid",
+                    references=False)
+    # strongest by near (1), by fwd1 (2), by fwd2 (5), the neighbour 4 (9 never co-occurred)
+    assert rank.rows_that_matter(batch, lookups, params).tolist() == [0, 1, 3, 4]
+
+
 def test_grid_counts_pairs_whose_prev_item_has_no_evidence_as_misses(spark):
     grid = [Weights(1.0, 0.0, 0.0)]
     # key 5 ("z") never occurs in a session: its pair is scored as a miss
@@ -268,10 +285,12 @@ def test_neighbours_searched_in_the_evidence_tasks_give_the_same_lists(spark):
     """The job searches each item's embedding neighbours while its evidence is built
     (rank.ChunkFinish) and the ranking reads them from the chunk: the lists, references
     included, must be those of a ranking that searches them itself."""
-    kwargs = {"weights": Weights(1.0, 1.0, 0.5), "references": True, "k": 3, "candidates": 2}
-    searched = run(spark, SESSIONS, **kwargs)
-    carried = run(spark, SESSIONS, finish=True, **kwargs)
-    assert carried == searched and ids(carried[("embedding", "a")]) == ["b", "c"]
+    for partners in (10, 1):  # 1: the chunks keep only the partner rows that can matter
+        kwargs = {"weights": Weights(1.0, 1.0, 0.5), "references": True, "k": 3,
+                  "candidates": 2, "partners": partners}
+        searched = run(spark, SESSIONS, **kwargs)
+        carried = run(spark, SESSIONS, finish=True, **kwargs)
+        assert carried == searched and ids(carried[("embedding", "a")]) == ["b", "c"]
 
 
 def test_chunk_finish_keeps_neighbours_and_drops_the_fit_sums(spark):
@@ -291,6 +310,8 @@ def test_chunk_finish_keeps_neighbours_and_drops_the_fit_sums(spark):
                      fit=("near", "fwd1"), finish=finish)
     chunk = co.read_chunk(ev.first().data)
     assert not [n for n in chunk.schema.names if n.endswith(co.FIT)]
+    # a's partners b and c, b's a, c's a: with partners=5 every row can matter
+    assert chunk.column("other_id").to_pylist() == [[1, 2], [0], [0], []]
     nbrs = dict(zip(chunk.column("item_id").to_pylist(), chunk.column(rank.NBR).to_pylist(),
                     strict=True))
     # searched: the query item 3 and the validation pair's prev item 0, nothing else
