@@ -22,11 +22,13 @@ Ties go to the higher cosine, then to the smaller item id. The same pass also ra
 reference lists the evaluation compares with: the embedding alone, item co-occurrence kNN and
 sequential rules.
 
-Everything per item runs in one vectorised numpy pass per evidence chunk (``rank_batch``), read
-as the evidence stage stored it (item2vec.cooccurrence.evidence: items with their partners as
-Arrow lists): items are integer keys of the run's catalogue, the vectors and lookup arrays come
-from broadcasts, and the embedding neighbours are searched in the same task
-(item2vec.similar.Searcher), so no candidate pair is joined or shuffled on its way.
+Everything per item runs in vectorised numpy per evidence chunk (``rank_batch``): items are
+integer keys of the run's catalogue, the vectors and lookup arrays come from broadcasts, and no
+candidate pair is joined or shuffled on its way. The evidence tasks do most of it while a
+chunk's sums are in memory (``ChunkFinish``): they search its items' embedding neighbours
+(item2vec.similar.Searcher), score the validation slice for every weight mix, and keep only the
+partner rows the lists can read; once the weights are chosen, ``rank_items`` ranks the stored
+chunks.
 """
 
 from __future__ import annotations
