@@ -297,6 +297,14 @@ class Batch:
         return mine
 
 
+def _lookup(codes: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` sits in ``codes`` (sorted, unique): (position, clamped to a
+    valid one; whether it is there)."""
+    at = np.minimum(np.searchsorted(codes, wanted), max(len(codes) - 1, 0))
+    found = codes[at] == wanted if len(codes) else np.zeros(len(wanted), bool)
+    return at, found
+
+
 def _matrix_rows(keys: np.ndarray, lookups: Lookups) -> np.ndarray:
     """Matrix row of each catalogue key (-1: no vector)."""
     inside = keys < len(lookups.row_of_key)
@@ -371,9 +379,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
     vectors = searcher.vectors if searcher is not None and has_vector.any() else None
     # features of embedding candidates from their evidence (0 when they never co-occurred)
     e_code = e_seg * span + e_other
-    at = np.searchsorted(codes, e_code)  # codes: sorted, one per (item, partner)
-    found = at < len(codes)
-    found[found] = codes[at[found]] == e_code[found]
+    at, found = _lookup(codes, e_code)  # codes: sorted, one per (item, partner)
     row_of = at[found]
     e_near = np.zeros(len(e_code))
     e_near[found] = near[row_of]
@@ -477,11 +483,10 @@ def rows_that_matter(batch: Batch, lookups: Lookups, params: Params) -> np.ndarr
         parts.append(top(knn, params.ref_k))
         if not (params.rules_from_forward and params.partners >= params.ref_k):
             parts.append(top(batch.rules, params.ref_k))  # else among the forward partners
-    if batch.nbr_seg is not None and len(batch.nbr_seg) and len(batch.seg):
-        codes = batch.seg * span + batch.other  # sorted: one row per (item, partner)
-        e_code = batch.nbr_seg * span + batch.nbr_other
-        at = np.minimum(np.searchsorted(codes, e_code), len(codes) - 1)
-        parts.append(at[codes[at] == e_code])
+    if batch.nbr_seg is not None:
+        at, found = _lookup(batch.seg * span + batch.other,  # sorted: a row per partner
+                            batch.nbr_seg * span + batch.nbr_other)
+        parts.append(at[found])
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
 
@@ -506,8 +511,7 @@ def _grid(batch: Batch, c_seg: np.ndarray, c_other: np.ndarray, sym_n: np.ndarra
     starts = np.cumsum(counts) - counts
     code = c_seg * span + c_other
     want = batch.pair_seg * span + batch.pair_next
-    at = np.minimum(np.searchsorted(code, want), max(len(code) - 1, 0))
-    found = (len(code) > 0) & (code[at] == want) if len(code) else np.zeros(len(want), bool)
+    at, found = _lookup(code, want)
     # every (pair, candidate of its prev item) combination, pair by pair
     sizes = counts[batch.pair_seg]
     pair_of = np.repeat(np.arange(len(want)), sizes)
