@@ -85,15 +85,20 @@ _IPC = pa.ipc.IpcWriteOptions(compression="lz4")
 class Layout:
     """How pair occurrences are coded: ``span`` bounds the catalogue keys, ``window`` the
     distance; a record is ((item x span + other) << bits) | slot, slot = (direction x 2 + fit)
-    x window + distance - 1 (direction 0: other came after item, 1: before)."""
+    x window + distance - 1 (direction 0: other came after item, 1: before). A record
+    ((item x span + item) << bits) | ``present`` only says "list this item"."""
 
     span: int
     window: int
     buckets: int
 
     @property
+    def present(self) -> int:
+        return 4 * self.window
+
+    @property
     def bits(self) -> int:
-        return (4 * self.window - 1).bit_length()
+        return self.present.bit_length()
 
     def check(self) -> None:
         if (self.span * self.span) << self.bits >= 1 << 63:
@@ -101,10 +106,10 @@ class Layout:
                              "a 64-bit pair code")
 
     def weights(self, name: str, windows: Windows) -> np.ndarray:
-        """Per slot, what one occurrence adds to feature ``name`` (``<feature>_fit``: over the
-        fit sessions only)."""
+        """Per slot value (0 .. 2^bits - 1), what one record adds to feature ``name``
+        (``<feature>_fit``: over the fit sessions only); 0 for ``present`` records."""
         base, fit_only = (name[:-len(FIT)], True) if name.endswith(FIT) else (name, False)
-        slot = np.arange(4 * self.window)
+        slot = np.arange(1 << self.bits)
         d = (slot % self.window + 1).astype(np.float64)
         forward = slot < 2 * self.window
         fit = (slot // self.window) % 2 == 1
@@ -112,7 +117,8 @@ class Layout:
                  "fwd2": windows.forward, "rules": windows.rules}[base]
         value = {"near": np.ones_like(d), "near_c": np.ones_like(d), "fwd1": 1 / d,
                  "fwd2": 1 / (d * d), "rules": 1 / d}[base]
-        use = (d <= limit) & (forward | (base in SYMMETRIC)) & (fit | (not fit_only))
+        use = ((d <= limit) & (forward | (base in SYMMETRIC)) & (fit | (not fit_only))
+               & (slot < self.present))
         return np.where(use, value, 0.0)
 
 
@@ -198,7 +204,7 @@ def _presence_task(layout: Layout) -> Callable[[Iterator[pa.RecordBatch]],
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             keys = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
-            codes = (keys * np.int64(layout.span) + keys) << layout.bits
+            codes = ((keys * np.int64(layout.span) + keys) << layout.bits) | layout.present
             for b, part in _by_bucket(codes, layout):
                 yield _codes_batch(b, part)
     return task
@@ -212,20 +218,23 @@ def aggregate(codes: np.ndarray, layout: Layout, windows: Windows, names: Sequen
     pair = codes >> layout.bits
     slot = codes & ((1 << layout.bits) - 1)
     span = np.int64(layout.span)
-    item_of, other_of = pair // span, pair % span
-    present = np.unique(item_of[item_of == other_of])
-    real = item_of != other_of
-    pair, slot = pair[real], slot[real]
+    # groups of equal pairs; a presence record's pair (item, item) is a group of its own, which
+    # weighs nothing (Layout.weights) and is dropped below
     new = np.r_[True, pair[1:] != pair[:-1]] if len(pair) else np.zeros(0, bool)
     group = np.cumsum(new) - 1
     first = np.flatnonzero(new)
-    item, other = pair[first] // span, pair[first] % span
     sums = {name: np.bincount(group, weights=layout.weights(name, windows)[slot],
                               minlength=len(first)).astype(np.float32) for name in names}
     forward = np.bincount(group, weights=slot < 2 * layout.window, minlength=len(first)) > 0
-    keys = np.union1d(item, present)
-    per_key = np.bincount(np.searchsorted(keys, item), minlength=len(keys))
-    ends = np.cumsum(per_key)
+    is_present = slot[first] == layout.present
+    present = pair[first[is_present]] // span
+    real = ~is_present
+    item, other = pair[first[real]] // span, pair[first[real]] % span
+    sums = {name: values[real] for name, values in sums.items()}
+    forward = forward[real]
+    # item is sorted: its distinct values start its runs; ends[i] = rows of keys <= keys[i]
+    keys = np.union1d(item[np.r_[True, item[1:] != item[:-1]]] if len(item) else item, present)
+    ends = np.searchsorted(item, keys, side="right")
     start_key = 0
     while start_key < len(keys):  # chunks of whole items, about chunk_rows rows each
         row0 = ends[start_key - 1] if start_key else 0

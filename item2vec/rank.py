@@ -167,20 +167,62 @@ def _first_per_segment(seg: np.ndarray, order: np.ndarray, limit: np.ndarray | i
     return order[pos < lim]
 
 
+def _union_positions(parts: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """The sorted distinct positions (< n) in ``parts``: np.unique of their concatenation, by
+    marking instead of sorting."""
+    mark = np.zeros(n, dtype=bool)
+    for part in parts:
+        mark[part] = True
+    return np.flatnonzero(mark)
+
+
 def _ranked(seg: np.ndarray, value: np.ndarray, ids: np.ndarray, *, n_seg: int,
             n_ids: int) -> np.ndarray:
     """Positions of the rows with value > 0 by segment, then value descending, then id rank
     (``ids``, unique within a segment): ``np.lexsort((ids, -value, seg))``'s order, from one
     argsort of a packed int64 key (half lexsort's time: this is most of the ranking's numpy
-    work), or lexsort itself when the key would not fit in 63 bits."""
+    work), or lexsort itself when the key would not fit in 63 bits.
+
+    The value's part of the key is its float32 bit pattern when the values are float32 (the
+    evidence sums are; a positive float's bits order like the float), else its rank among the
+    distinct values (a sort more)."""
     ok = np.flatnonzero(value > 0)
-    levels, level = np.unique(-value[ok], return_inverse=True)
-    id_bits, level_bits = int(n_ids).bit_length(), len(levels).bit_length()
-    if id_bits + level_bits + int(n_seg).bit_length() > 63:
-        return ok[np.lexsort((ids[ok], -value[ok], seg[ok]))]
+    v = value[ok]
+    id_bits, seg_bits = int(n_ids).bit_length(), int(n_seg).bit_length()
+    v32 = v.astype(np.float32)
+    if id_bits + 31 + seg_bits <= 63 and np.array_equal(v32, v):
+        level, level_bits = np.int64(0x7FFFFFFF) - v32.view(np.int32), 31
+    else:
+        levels, level = np.unique(-v, return_inverse=True)
+        level_bits = len(levels).bit_length()
+    if id_bits + level_bits + seg_bits > 63:
+        return ok[np.lexsort((ids[ok], -v, seg[ok]))]
     key = ((seg[ok].astype(np.int64) << (level_bits + id_bits))
            | (level.astype(np.int64) << id_bits) | ids[ok].astype(np.int64))
     return ok[np.argsort(key)]
+
+
+def _score_order(seg: np.ndarray, score: np.ndarray, tie: np.ndarray, ids: np.ndarray, *,
+                 n_seg: int) -> np.ndarray:
+    """``np.lexsort((ids, -tie, -score, seg))`` for float32 ``score``: one argsort of (seg,
+    score descending) packed into an int64 key, then only the rows tying on both re-sorted by
+    tie and id (a hybrid score rarely ties; a count-only one does more often)."""
+    if int(n_seg).bit_length() + 32 > 63:
+        return np.lexsort((ids, -tie, -score, seg))
+    bits = (score + np.float32(0)).view(np.int32).astype(np.int64)  # -0.0 -> +0.0
+    ordered = np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # increases with the float
+    key = (seg.astype(np.int64) << 32) | ((1 << 31) - 1 - ordered)
+    order = np.argsort(key)
+    sorted_key = key[order]
+    same = sorted_key[1:] == sorted_key[:-1]
+    if same.any():
+        in_tie = np.zeros(len(key), dtype=bool)
+        in_tie[1:] |= same
+        in_tie[:-1] |= same
+        at = np.flatnonzero(in_tie)
+        rows = order[at]
+        order[at] = rows[np.lexsort((ids[rows], -tie[rows], key[rows]))]
+    return order
 
 
 def _top(seg: np.ndarray, value: np.ndarray, ids: np.ndarray, limit: int, *, n_seg: int,
@@ -208,7 +250,7 @@ def _top(seg: np.ndarray, value: np.ndarray, ids: np.ndarray, limit: int, *, n_s
         at = starts[c_seg] + (np.arange(len(c_seg)) - first_chunk[c_seg]) * _CHUNK
         # a reduceat range runs to the next boundary: end the pruned segments' last chunks too
         ends = (starts + counts)[chunks > 0]
-        bounds = np.unique(np.concatenate([at, ends[ends < n]]))
+        bounds = _union_positions([at, ends[ends < n]], n)
         c_max = np.maximum.reduceat(positive, bounds)[np.searchsorted(bounds, at)]
         order = np.lexsort((-c_max, c_seg))
         pruned = np.flatnonzero(chunks)
@@ -367,7 +409,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
         return _top(seg, value, ids, limit, n_seg=n, n_ids=int(span))  # in (item, rank) order
 
     by_forward = strongest(fwd[1])
-    picked = np.union1d(strongest(near), by_forward)
+    picked = _union_positions([strongest(near), by_forward], len(seg))
     near_max = _segment_max(near, seg, n)
     # embedding neighbours of the query items that have a vector
     qrow = _matrix_rows(batch.keys, lookups)
@@ -422,7 +464,7 @@ def rank_batch(batch: Batch, searcher: Searcher | None, lookups: Lookups, params
                                                                    c_cos, score))
     score32 = score.astype(np.float32)
     tie = np.nan_to_num(c_cos, nan=_NO_COSINE)
-    order = np.lexsort((rank_of[c_other], -tie, -score32, c_seg))
+    order = _score_order(c_seg, score32, tie, rank_of[c_other], n_seg=n)
     per_item = np.where(has_vector, min(params.k, max(len(lookups.key_of_row) - 1, 0)),
                         params.k)
     top = _first_per_segment(c_seg, order, per_item, n)
@@ -487,7 +529,7 @@ def rows_that_matter(batch: Batch, lookups: Lookups, params: Params) -> np.ndarr
         at, found = _lookup(batch.seg * span + batch.other,  # sorted: a row per partner
                             batch.nbr_seg * span + batch.nbr_other)
         parts.append(at[found])
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    return _union_positions(parts, len(batch.seg))
 
 
 def _normalised(values: np.ndarray, top: np.ndarray, seg: np.ndarray) -> np.ndarray:

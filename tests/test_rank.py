@@ -219,11 +219,26 @@ def test_packed_ranking_order_is_lexsorts():
     rng = np.random.default_rng(3)
     seg = np.sort(rng.integers(0, 40, 5000))
     ids = np.concatenate([rng.permutation(5000)[: (seg == s).sum()] for s in range(40)])
-    for value in (rng.integers(0, 4, 5000).astype(float), np.round(rng.random(5000), 2)):
+    sums = rng.random(5000).astype(np.float32).astype(float)  # float32: keyed by their bits
+    for value in (rng.integers(0, 4, 5000).astype(float), np.round(rng.random(5000), 2), sums):
         ok = np.flatnonzero(value > 0)
         want = ok[np.lexsort((ids[ok], -value[ok], seg[ok]))]
         assert np.array_equal(rank._ranked(seg, value, ids, n_seg=40, n_ids=5000), want)
         assert np.array_equal(rank._ranked(seg, value, ids, n_seg=40, n_ids=1 << 62), want)
+
+
+def test_score_order_is_lexsorts():
+    """rank._score_order sorts (item, score) packed and re-sorts only tied rows: the order
+    must be lexsort's with negative scores, -0.0 equal to 0.0, and scores that all tie."""
+    rng = np.random.default_rng(4)
+    seg = np.sort(rng.integers(0, 30, 3000))
+    ids = np.concatenate([rng.permutation(3000)[: (seg == s).sum()] for s in range(30)])
+    tie = np.where(rng.random(3000) < 0.3, -2.0, rng.integers(-2, 3, 3000) / 2)
+    for score in (rng.standard_normal(3000), rng.integers(-3, 4, 3000) / 4,
+                  np.where(rng.random(3000) < 0.5, -0.0, 0.0)):
+        score = score.astype(np.float32)
+        want = np.lexsort((ids, -tie, -score, seg))
+        assert np.array_equal(rank._score_order(seg, score, tie, ids, n_seg=30), want)
 
 
 def test_top_rows_per_item_without_sorting_every_row_are_the_sorted_ones():

@@ -84,6 +84,9 @@ def test_grouped_selection_matches_full_sort_on_a_large_vocabulary():
     n = normalize(m)
     q = np.array([7, 100, 5, 5999], dtype=np.int32)
     idx, vals = top_k_block(q, n[q], n, 20)
+    buffer = np.full((8, len(n)), np.nan, dtype=np.float32)  # reused, larger than the block
+    again = top_k_block(q, n[q], n, 20, out=buffer)
+    assert np.array_equal(again[0], idx) and np.array_equal(again[1], vals)
     s = n[q] @ n.T
     s[np.arange(len(q)), q] = -np.inf
     for r in range(len(q)):
