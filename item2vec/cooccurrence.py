@@ -133,13 +133,21 @@ def occurrence_codes(keys: np.ndarray, offsets: np.ndarray, fit: np.ndarray,
     """Both records of every pair occurrence (distinct items at most layout.window positions
     apart) of the sessions whose keys are keys[offsets[s]:offsets[s + 1]]: one for each item of
     the pair, see Layout."""
+    return _occurrences(keys, offsets, fit, layout)[0]
+
+
+def _occurrences(keys: np.ndarray, offsets: np.ndarray, fit: np.ndarray,
+                 layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """occurrence_codes and the bucket of each record (of its first item: taken per token,
+    not divided out of every record)."""
     w, span = layout.window, np.int64(layout.span)
     keys = keys[offsets[0]:offsets[-1]].astype(np.int64)
+    bucket_of = (keys % layout.buckets).astype(_bucket_type(layout))
     offsets = offsets - offsets[0]
     lengths = np.diff(offsets)
     session = np.repeat(np.arange(len(lengths)), lengths)
     left = (offsets[1:] - 1)[session] - np.arange(len(keys))  # tokens after, in its session
-    parts = []
+    parts, buckets = [], []
     for d in range(1, w + 1):
         at = np.flatnonzero(left >= d)
         a, b = keys[at], keys[at + d]
@@ -148,13 +156,19 @@ def occurrence_codes(keys: np.ndarray, offsets: np.ndarray, fit: np.ndarray,
         f = fit[session[at]].astype(np.int64)
         parts.append(((a * span + b) << layout.bits) | (f * w + d - 1))
         parts.append(((b * span + a) << layout.bits) | ((2 + f) * w + d - 1))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        buckets += [bucket_of[at], bucket_of[at + d]]
+    if not parts:
+        return np.zeros(0, dtype=np.int64), bucket_of[:0]
+    return np.concatenate(parts), np.concatenate(buckets)
 
 
-def _by_bucket(codes: np.ndarray, layout: Layout) -> Iterator[tuple[int, np.ndarray]]:
-    bucket = ((codes >> layout.bits) // layout.span) % layout.buckets
+def _bucket_type(layout: Layout) -> type:
     # small integer types sort by radix: several times faster than int64's merge sort
-    bucket = bucket.astype(np.int16 if layout.buckets <= np.iinfo(np.int16).max else np.int32)
+    return np.int16 if layout.buckets <= np.iinfo(np.int16).max else np.int32
+
+
+def _by_bucket(codes: np.ndarray, bucket: np.ndarray,
+               layout: Layout) -> Iterator[tuple[int, np.ndarray]]:
     order = np.argsort(bucket, kind="stable")
     counts = np.bincount(bucket, minlength=layout.buckets)
     ends = np.cumsum(counts)
@@ -188,7 +202,7 @@ def _codes_task(layout: Layout, column: str, with_fit: bool
             keys = lists.values.to_numpy(zero_copy_only=False)
             fit = (batch.column(FIT).to_numpy(zero_copy_only=False).astype(bool) if with_fit
                    else np.zeros(len(offsets) - 1, dtype=bool))
-            for b, codes in _by_bucket(occurrence_codes(keys, offsets, fit, layout), layout):
+            for b, codes in _by_bucket(*_occurrences(keys, offsets, fit, layout), layout):
                 held.setdefault(b, []).append(codes)
                 size += codes.nbytes
             if size >= _FLUSH_BYTES:
@@ -205,16 +219,33 @@ def _presence_task(layout: Layout) -> Callable[[Iterator[pa.RecordBatch]],
         for batch in batches:
             keys = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
             codes = ((keys * np.int64(layout.span) + keys) << layout.bits) | layout.present
-            for b, part in _by_bucket(codes, layout):
+            bucket = (keys % layout.buckets).astype(_bucket_type(layout))
+            for b, part in _by_bucket(codes, bucket, layout):
                 yield _codes_batch(b, part)
     return task
+
+
+def _sorted(codes: np.ndarray) -> np.ndarray:
+    """np.sort(codes) for non-negative codes, a third faster on millions: a stable radix
+    argsort by their top 15 bits (numpy sorts int16 by radix), then each run of equal top bits
+    (a few hundred codes, within cache) sorted on its own."""
+    if len(codes) < 1 << 16:
+        return np.sort(codes)
+    top = (codes >> max(int(codes.max()).bit_length() - 15, 0)).astype(np.int16)
+    out = codes[np.argsort(top, kind="stable")]
+    start = 0
+    for end in np.cumsum(np.bincount(top)).tolist():
+        if end - start > 1:
+            out[start:end].sort()
+        start = end
+    return out
 
 
 def aggregate(codes: np.ndarray, layout: Layout, windows: Windows, names: Sequence[str], *,
               chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, int, pa.RecordBatch]]:
     """One bucket's records -> its evidence chunks as (items, forward pairs, record batch):
     per item its partners in key order and the sums ``names`` over their records."""
-    codes = np.sort(codes)
+    codes = _sorted(codes)
     pair = codes >> layout.bits
     slot = codes & ((1 << layout.bits) - 1)
     span = np.int64(layout.span)

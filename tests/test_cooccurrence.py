@@ -106,3 +106,13 @@ def test_buckets_follow_the_data_and_the_cores():
     assert co.buckets_for(1000, 5, partitions=2) == 2  # a small log: one per core
     assert co.buckets_for(10_000_000, 5, partitions=2) == 25  # <= 4M records each
     assert co.buckets_for(10_000_000, 5, partitions=64) == 64
+
+
+def test_codes_sort_by_top_bits_then_runs_equals_a_plain_sort():
+    """co._sorted splits by the top bits and sorts each run: it must equal np.sort on wide and
+    narrow ranges, heavy repeats, all-equal codes and arrays too short to split."""
+    rng = np.random.default_rng(7)
+    for codes in (rng.integers(0, 1 << 40, 200_000), rng.integers(0, 1 << 62, 70_000),
+                  rng.integers(0, 300, 100_000), np.zeros(80_000, dtype=np.int64),
+                  rng.integers(0, 1 << 40, 500)):
+        assert np.array_equal(co._sorted(codes), np.sort(codes))
