@@ -562,14 +562,20 @@ def _grid(batch: Batch, c_seg: np.ndarray, c_other: np.ndarray, sym_n: np.ndarra
     tie = np.nan_to_num(c_cos, nan=_NO_COSINE)
     ids = rank_of[c_other]
     cos0 = np.nan_to_num(c_cos, nan=0.0)
+    t = at[pair_of]
+    # who wins a tie on score does not depend on the weights: higher cosine, then smaller id
+    wins_tie = (tie[cand] > tie[t]) | ((tie[cand] == tie[t]) & (ids[cand] < ids[t]))
+    # the features of each pair's candidates and of its true next item, gathered once
+    near_c, cos_c, fwd_c = sym_n[cand], cos0[cand], {d: v[cand] for d, v in fwd_n.items()}
+    near_t, cos_t, fwd_t = sym_n[at], cos0[at], {d: v[at] for d, v in fwd_n.items()}
     out = {f"{name}_{k}": np.zeros(len(params.grid)) for k in params.grid_ks
            for name in GRID_SUMS}
     for g, w in enumerate(params.grid):
-        score = (w.cooccurrence * sym_n + w.forward * fwd_n[w.decay]
-                 + w.cosine * cos0).astype(np.float32)
-        t = at[pair_of]
-        beat = (score[cand] > score[t]) | ((score[cand] == score[t]) & (
-            (tie[cand] > tie[t]) | ((tie[cand] == tie[t]) & (ids[cand] < ids[t]))))
+        score_c = (w.cooccurrence * near_c + w.forward * fwd_c[w.decay]
+                   + w.cosine * cos_c).astype(np.float32)
+        score_t = (w.cooccurrence * near_t + w.forward * fwd_t[w.decay]
+                   + w.cosine * cos_t).astype(np.float32)[pair_of]
+        beat = (score_c > score_t) | ((score_c == score_t) & wins_tie)
         rank = np.bincount(pair_of, weights=beat, minlength=len(want)) + 1
         for k in params.grid_ks:
             hit = found & (rank <= k)
