@@ -634,7 +634,8 @@ class ChunkFinish:
     Doing this in the evidence tasks spares a pass that would read and decompress every chunk
     again, a second search for the validation items, and most of the rows the ranking would
     read (on a 10M-event log five in six). With ``only`` (keys) only those items (and
-    the validation's) are searched: the ranking lists no other.
+    the validation's) are searched, and only their rows and neighbours kept: the ranking lists
+    no other.
     """
 
     def __init__(self, sc: SparkContext, *, searcher: Searcher, lookups: Broadcast,
@@ -673,6 +674,11 @@ class ChunkFinish:
         full = Batch.from_chunk(chunk, FEATURES)
         full.nbr_seg, full.nbr_other, full.nbr_cos = seg, other, cos
         rows = rows_that_matter(full, look, self.params)
+        if only is not None:  # the ranking lists no other item: keep nothing of the rest
+            listed = np.isin(keys, only)
+            rows = rows[listed[full.seg[rows]]]
+            mine = listed[seg]
+            seg, other, cos = seg[mine], other[mine], cos[mine]
         start = chunk.column(OTHER).offsets[0].as_py()
         take = pa.array(rows + start)
 

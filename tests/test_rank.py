@@ -320,16 +320,17 @@ def test_chunk_finish_keeps_neighbours_and_drops_the_fit_sums(spark):
                     references=False, grid=(DEFAULT,), grid_ks=(2,))
     finish = rank.ChunkFinish(spark.sparkContext, searcher=searcher, lookups=lookups,
                               params=params, pairs=(np.array([0]), np.array([1])),
-                              only=np.array([3]))
+                              only=np.array([1, 3]))
     ev = co.evidence(keyed, items, windows=co.Windows(1, 1, 1, 1), span=4, buckets=1,
                      fit=("near", "fwd1"), finish=finish)
     chunk = co.read_chunk(ev.first().data)
     assert not [n for n in chunk.schema.names if n.endswith(co.FIT)]
-    # a's partners b and c, b's a, c's a: with partners=5 every row can matter
-    assert chunk.column("other_id").to_pylist() == [[1, 2], [0], [0], []]
+    # a's partners b and c, b's a, c's a (with partners=5 every row can matter): only the
+    # query items' rows and neighbours are kept (b's a; d has no partner)
+    assert chunk.column("other_id").to_pylist() == [[], [0], [], []]
     nbrs = dict(zip(chunk.column("item_id").to_pylist(), chunk.column(rank.NBR).to_pylist(),
                     strict=True))
-    # searched: the query item 3 and the validation pair's prev item 0, nothing else
-    assert nbrs == {0: [1, 2], 1: [], 2: [], 3: [2, 1]}
-    # the pair a -> b: b is a's only fit-part partner and its best neighbour
+    assert nbrs == {0: [], 1: [0, 2], 2: [], 3: [2, 1]}
+    # the pair a -> b, scored from a's search and sums before they were dropped: b is a's only
+    # fit-part partner and its best neighbour
     assert rank.grid_metrics(ev, [DEFAULT], ks=(2,), pairs=1)[0]["hr@2"] == 1.0
