@@ -142,7 +142,7 @@ def _occurrences(keys: np.ndarray, offsets: np.ndarray, fit: np.ndarray,
     not divided out of every record)."""
     w, span = layout.window, np.int64(layout.span)
     keys = keys[offsets[0]:offsets[-1]].astype(np.int64)
-    bucket_of = (keys % layout.buckets).astype(_bucket_type(layout))
+    bucket_of = _bucket_of(keys, layout)
     offsets = offsets - offsets[0]
     lengths = np.diff(offsets)
     session = np.repeat(np.arange(len(lengths)), lengths)
@@ -162,9 +162,11 @@ def _occurrences(keys: np.ndarray, offsets: np.ndarray, fit: np.ndarray,
     return np.concatenate(parts), np.concatenate(buckets)
 
 
-def _bucket_type(layout: Layout) -> type:
-    # small integer types sort by radix: several times faster than int64's merge sort
-    return np.int16 if layout.buckets <= np.iinfo(np.int16).max else np.int32
+def _bucket_of(keys: np.ndarray, layout: Layout) -> np.ndarray:
+    """The bucket of each item key, as the smallest integer type that holds it (small integer
+    types sort by radix: several times faster than int64's merge sort)."""
+    kind = np.int16 if layout.buckets <= np.iinfo(np.int16).max else np.int32
+    return (keys % layout.buckets).astype(kind)
 
 
 def _by_bucket(codes: np.ndarray, bucket: np.ndarray,
@@ -219,8 +221,7 @@ def _presence_task(layout: Layout) -> Callable[[Iterator[pa.RecordBatch]],
         for batch in batches:
             keys = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
             codes = ((keys * np.int64(layout.span) + keys) << layout.bits) | layout.present
-            bucket = (keys % layout.buckets).astype(_bucket_type(layout))
-            for b, part in _by_bucket(codes, bucket, layout):
+            for b, part in _by_bucket(codes, _bucket_of(keys, layout), layout):
                 yield _codes_batch(b, part)
     return task
 
