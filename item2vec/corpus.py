@@ -44,11 +44,12 @@ def expected_tokens(vocab: DataFrame, *, subsample: float) -> float:
 
 def with_keep(catalogue: DataFrame, *, vocab_size: int, subsample: float) -> DataFrame:
     """(item_id, item_index, keep): each item's subsampling keep probability, 0 for items
-    outside the vocabulary (indexes >= ``vocab_size``, so they never reach the corpus)."""
+    outside the vocabulary (indexes >= ``vocab_size``, so they never reach the corpus). A float:
+    keyed_sessions carries one per token, and a probability needs no more digits."""
     in_vocab = F.col(INDEX) < vocab_size
     total = catalogue.where(in_vocab).agg(F.sum(FREQUENCY)).first()[0] or 1
     keep = F.when(in_vocab, keep_probability(F.col(FREQUENCY), total, subsample))
-    return catalogue.select(ITEM, INDEX, F.coalesce(keep, F.lit(0.0)).alias(KEEP))
+    return catalogue.select(ITEM, INDEX, F.coalesce(keep, F.lit(0.0)).cast("float").alias(KEEP))
 
 
 def keyed_sessions(sessions: DataFrame, catalogue: DataFrame, *,

@@ -107,18 +107,20 @@ def sample_pairs(pairs: DataFrame, *, max_pairs: int, seed: int) -> tuple[DataFr
 
 
 # percentile_approx accuracy: exact up to this many sessions, 1/ACCURACY relative rank error above
-_SPLIT_ACCURACY = 1_000_000
+SPLIT_ACCURACY = 1_000_000
 
 
-def split_by_start(sessions: DataFrame, *, fraction: float) -> tuple[DataFrame, DataFrame, Any]:
+def split_by_start(sessions: DataFrame, *, fraction: float, count: int | None = None,
+                   accuracy: int = SPLIT_ACCURACY) -> tuple[DataFrame, DataFrame, Any]:
     """(earlier, later, cutoff): the first floor((1 - fraction) x N) sessions by start time are
     ``earlier``, the rest ``later`` (ties on the cutoff instant stay earlier). The cutoff is a
-    quantile of the start times: no global sort."""
-    n = sessions.count()
+    quantile of the start times: no global sort. ``count`` (N, when the caller knows it) saves
+    a pass; ``accuracy`` trades exactness above that many sessions for a cheaper pass."""
+    n = sessions.count() if count is None else count
     # the value at rank floor((1 - fraction) N); half a rank below it keeps rounding off it
     first = max(math.floor((1.0 - fraction) * n), 1)  # at least one session to learn from
     q = (first - 0.5) / n if n else 1.0 - fraction
-    cutoff = sessions.select(F.percentile_approx(START, q, _SPLIT_ACCURACY)).first()[0]
+    cutoff = sessions.select(F.percentile_approx(START, q, accuracy)).first()[0]
     if cutoff is None:
         raise BadInput("evaluation: no sessions to split")
     return (sessions.where(F.col(START) <= F.lit(cutoff)),
@@ -178,10 +180,11 @@ def score(pairs: DataFrame, lists: Lists, *, ks: tuple[int, ...]) -> dict[str, d
     """
     spark = pairs.sparkSession
     ks = tuple(sorted(set(ks)))
-    pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+    pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK_DESER)
     queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
     # the lists of the query items only; read by both jobs, and the first fills both caches
-    lists_q = lists.lists.join(queries, ITEM, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
+    lists_q = lists.lists.join(queries, ITEM, "left_semi").persist(
+        StorageLevel.MEMORY_AND_DISK_DESER)
     try:
         coverage = _coverage(lists_q, ks)
         names = [m for m in MODELS if m != "popularity"]
@@ -261,9 +264,9 @@ def holdout(sessions: DataFrame, *, build: Build, test_fraction: float, max_test
     scored on the pairs of the latest ``test_fraction``."""
     with progress.stage("eval split"):
         train, test, cutoff = split_by_start(sessions, fraction=test_fraction)
-        train = train.persist(StorageLevel.MEMORY_AND_DISK)
+        train = train.persist(StorageLevel.MEMORY_AND_DISK_DESER)
         pairs, total = sample_pairs(session_pairs(test), max_pairs=max_test_pairs, seed=seed)
-        pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+        pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK_DESER)
         queries = pairs.select(F.col(PREV).alias(ITEM)).distinct()
     lists = None
     try:
@@ -291,7 +294,7 @@ def previous_run(sessions: DataFrame, lists: Lists, *, since: dt.datetime, evalu
     with progress.stage("eval score"):
         later = sessions.where(F.col(START) >= F.lit(since))
         pairs, total = sample_pairs(session_pairs(later), max_pairs=max_test_pairs, seed=seed)
-        pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK)
+        pairs = pairs.persist(StorageLevel.MEMORY_AND_DISK_DESER)
         try:
             scored = with_buckets(lists.in_keys(pairs), lists.counts)
             models = score(scored, lists, ks=ks) if total else {}

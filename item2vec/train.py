@@ -187,7 +187,7 @@ def fit_model(keyed: DataFrame, vocab: DataFrame, *, subsample: float, copies: i
                                          max_auto_copies=max_auto_copies)
         sentences = corpus_mod.sentences(keyed, copies=copies, mode=corpus_mode,
                                          min_sentence_length=min_sentence_length, seed=seed)
-        sentences = wrap("corpus", sentences).persist(StorageLevel.MEMORY_AND_DISK)
+        sentences = wrap("corpus", sentences).persist(StorageLevel.MEMORY_AND_DISK_DESER)
         stats = sentences.agg(F.count(F.lit(1)).alias("n"),
                               F.sum(F.size(corpus_mod.SENTENCE)).alias("t")).first()
         note.append(f"{stats['n']:,} sentences, {stats['t'] or 0:,} tokens "
