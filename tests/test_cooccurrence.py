@@ -50,6 +50,22 @@ def test_evidence_does_not_depend_on_how_items_are_bucketed(spark):
     assert one[("x", "b")] == (1, 0.5, 0.25, 0, 0.5)
 
 
+def test_each_bucket_is_counted_alone_in_its_own_partition(spark):
+    from pyspark.sql import functions as F
+
+    # hashing the bucket numbers 0..6 into 7 partitions would put some together
+    ev = _evidence(spark, [["a", "b", "c", "a"], ["b", "c"], ["x", "a", "b"], ["c", "x"]],
+                   buckets=7).withColumn("partition", F.spark_partition_id())
+    placed = {(r.bucket, r.partition) for r in ev.select("bucket", "partition").collect()}
+    assert {b for b, _ in placed} == {0, 1, 2, 3}  # the buckets of keys 0..3
+    assert all(b == p for b, p in placed)
+    routes = co._routes(spark, 25)
+    assert len(set(routes)) == 25
+    hashed = spark.createDataFrame([(v,) for v in routes], "v int").select(
+        F.pmod(F.hash("v"), F.lit(25)).alias("p"))
+    assert [r.p for r in hashed.collect()] == list(range(25))
+
+
 def test_evidence_splits_large_buckets_into_chunks_of_whole_items(spark):
     sessions = [["a", "b", "c", "a"], ["b", "c"], ["x", "a", "b"]]
     chunked = _evidence(spark, sessions, buckets=1, chunk_rows=1)

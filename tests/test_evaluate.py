@@ -113,8 +113,11 @@ def test_split_by_session_start(spark):
     t0 = dt.datetime(2026, 1, 1)
     rows = [(i, t0 + dt.timedelta(days=i), ["a", "b", "c"]) for i in range(10)]
     sessions = spark.createDataFrame(rows, "session_id long, start timestamp, items array<string>")
-    train, test, _ = ev.split_by_start(sessions, fraction=0.2)
+    train, test, cutoff = ev.split_by_start(sessions, fraction=0.2)
     assert train.count() == 8 and test.count() == 2
+    # a known count saves the pass that counts; the quantile is taken at its rank
+    assert ev.split_by_start(sessions, fraction=0.2, count=10, accuracy=100)[2] == cutoff
+    assert ev.split_by_start(sessions, fraction=0.2, count=5)[0].count() == 7
     pairs, total = ev.sample_pairs(ev.session_pairs(test), max_pairs=0, seed=1)
     assert total == 4
     assert sorted(tuple(r) for r in pairs.collect()) == [("a", "b")] * 2 + [("b", "c")] * 2
