@@ -149,6 +149,8 @@ def sessions_step(events: DataFrame, cfg: Config, tally: Callable,
                   progress: Progress) -> tuple[DataFrame, dict[str, Any]]:
     """Sessions (persisted: this is the one pass over the log) and the counts so far."""
     with progress.stage("sessions") as note:
+        # DataFrame caches stay deserialized (Spark's default for them): Python's MEMORY_AND_DISK
+        # serializes every cached batch once more, a copy each time it is built and read
         sessions = sessions_from_events(events, cfg).persist(StorageLevel.MEMORY_AND_DISK_DESER)
         n_sessions, n_tokens = sessions_mod.session_stats(sessions)
         read, rejected, examples = tally()
