@@ -655,10 +655,10 @@ class ChunkFinish:
                           None if self.only is None else self.only.value)
         found, look, pairs, only = self._open
         keys = chunk.column(ITEM).to_numpy().astype(np.int64)
+        listed = None if only is None else np.isin(keys, only)  # the items the ranking lists
         want = None
-        if only is not None:
-            want = np.isin(keys, only) | (np.isin(keys, pairs[0]) if pairs is not None
-                                          else False)
+        if listed is not None:
+            want = listed | (np.isin(keys, pairs[0]) if pairs is not None else False)
         seg, other, cos = search_neighbours(keys, found, look, want=want)
         side = None
         if pairs is not None:
@@ -674,8 +674,7 @@ class ChunkFinish:
         full = Batch.from_chunk(chunk, FEATURES)
         full.nbr_seg, full.nbr_other, full.nbr_cos = seg, other, cos
         rows = rows_that_matter(full, look, self.params)
-        if only is not None:  # the ranking lists no other item: keep nothing of the rest
-            listed = np.isin(keys, only)
+        if listed is not None:  # the ranking lists no other item: keep nothing of the rest
             rows = rows[listed[full.seg[rows]]]
             mine = listed[seg]
             seg, other, cos = seg[mine], other[mine], cos[mine]
